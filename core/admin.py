@@ -1,0 +1,92 @@
+"""The admin shell: Flask-Admin with secured base views that modules extend, the dashboard and the Modules page."""
+
+from __future__ import annotations
+
+from flask import Flask, abort, current_app, redirect, request, url_for
+from flask_admin import Admin, AdminIndexView, BaseView, expose
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from core.db import db
+from core.extension_points import implementations
+from core.permissions import has_permission
+
+
+class SecuredMixin:
+    """Every admin view checks the role: anonymous users go to the login page, others without the permission get 403."""
+
+    permission = "admin.access"
+
+    def is_accessible(self) -> bool:
+        return has_permission(current_user, self.permission)
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path))
+        abort(403)
+
+
+class SecuredView(SecuredMixin, BaseView):
+    """A custom admin page."""
+
+
+class SecuredModelView(SecuredMixin, ModelView):
+    """A model list/edit view; `edit_permission` gates create, edit and delete."""
+
+    edit_permission = "admin.access"
+    page_size = 50
+    can_view_details = True
+    can_export = True
+
+    def _can_edit(self) -> bool:
+        return has_permission(current_user, self.edit_permission)
+
+    @property
+    def can_create(self) -> bool:  # type: ignore[override]
+        return self._can_edit() and getattr(self, "allow_create", True)
+
+    @property
+    def can_edit(self) -> bool:  # type: ignore[override]
+        return self._can_edit() and getattr(self, "allow_edit", True)
+
+    @property
+    def can_delete(self) -> bool:  # type: ignore[override]
+        return self._can_edit() and getattr(self, "allow_delete", False)
+
+
+class DashboardView(SecuredMixin, AdminIndexView):
+    """The landing page: cards contributed by modules through the `dashboard` extension point."""
+
+    @expose("/")
+    def index(self):
+        cards = [card for provider in implementations("dashboard") for card in provider.dashboard_cards()]
+        return self.render("admin/dashboard.html", cards=cards)
+
+
+class ModulesView(SecuredView):
+    """Each module with its version, state and the reason for it."""
+
+    permission = "admin.access"
+
+    @expose("/")
+    def index(self):
+        resolution = current_app.extensions["copydesk"].resolution
+        return self.render("admin/modules.html", statuses=resolution.statuses.values())
+
+
+def init_admin(app: Flask) -> Admin:
+    admin = Admin(
+        app,
+        name="Copydesk",
+        theme=Bootstrap4Theme(swatch="default", base_template="admin/copydesk_base.html"),
+        index_view=DashboardView(name=_l("Dashboard"), url="/admin"),
+    )
+    admin.add_view(ModulesView(name=_l("Modules"), endpoint="core_modules", category=_l("Settings")))
+    return admin
+
+
+def model_view(view_class: type[ModelView], model, name, endpoint: str, category=None) -> ModelView:
+    """Build a model view bound to the shared session, with a unique endpoint."""
+    return view_class(model, db, name=name, endpoint=endpoint, category=category)

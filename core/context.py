@@ -1,0 +1,106 @@
+"""What a module's `setup(ctx)` can contribute, and the per-app registry that keeps it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import click
+from flask import Blueprint, Flask
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from core.extension_points import ExtensionRegistry
+from core.loader import Manifest, Resolution
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    func: Callable
+    cron: str  # five-field cron expression, evaluated in UTC
+    module: str
+
+
+@dataclass
+class AppRegistry:
+    """Everything core knows about the app's modules; kept in `app.extensions["copydesk"]`."""
+
+    resolution: Resolution | None = None
+    extensions: ExtensionRegistry = field(default_factory=ExtensionRegistry)
+    periodic_jobs: dict[str, PeriodicJob] = field(default_factory=dict)
+    demo_loaders: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    tables: dict[str, str] = field(default_factory=dict)  # table name -> owning module
+    blueprints: dict[str, list[str]] = field(default_factory=dict)  # module -> blueprint names
+    admin: Any = None
+
+    def enabled(self, name: str) -> bool:
+        status = self.resolution.statuses.get(name) if self.resolution else None
+        return bool(status and status.state == "enabled")
+
+
+class ModuleContext:
+    """Handed to a module's `setup(ctx)`; nothing a module contributes is registered at import time."""
+
+    def __init__(self, app: Flask, manifest: Manifest, registry: AppRegistry) -> None:
+        self.app = app
+        self.manifest = manifest
+        self.registry = registry
+        self.name = manifest.name
+        self._add_module_folders()
+
+    def _add_module_folders(self) -> None:
+        templates = self.manifest.path / "templates"
+        if templates.is_dir():
+            self.app.jinja_loader = ChoiceLoader([self.app.jinja_loader, FileSystemLoader(str(templates))])
+        translations = self.manifest.path / "translations"
+        if translations.is_dir():
+            dirs = self.app.config["BABEL_TRANSLATION_DIRECTORIES"]
+            self.app.config["BABEL_TRANSLATION_DIRECTORIES"] = f"{dirs};{translations}"
+
+    def add_models(self, models_module: ModuleType) -> None:
+        """Declare the module's tables; each must carry the module's prefix (`metering_reading`)."""
+        from core.db import db
+
+        prefix = f"{self.name}_"
+        for table in db.metadata.tables.values():
+            if table.name.startswith(prefix) or table.name == self.name:
+                self.registry.tables[table.name] = self.name
+        owned = [
+            getattr(obj, "__tablename__", None)
+            for obj in vars(models_module).values()
+            if isinstance(obj, type) and getattr(obj, "__module__", None) == models_module.__name__
+        ]
+        wrong = [t for t in owned if t and not t.startswith(prefix)]
+        if wrong:
+            raise ValueError(f"module {self.name}: tables {wrong} must start with {prefix!r}")
+
+    def add_blueprint(self, blueprint: Blueprint, **options: Any) -> None:
+        self.app.register_blueprint(blueprint, **options)
+        self.registry.blueprints.setdefault(self.name, []).append(blueprint.name)
+
+    def add_admin_view(self, view: Any) -> None:
+        """A Flask-Admin view (subclass of core.admin.SecuredModelView or SecuredView); menu category = module title."""
+        if getattr(view, "category", None) is None:
+            view.category = self.manifest.title
+        self.registry.admin.add_view(view)
+
+    def add_cli_group(self, group: click.Group) -> None:
+        self.app.cli.add_command(group)
+
+    def add_periodic_job(self, func: Callable, cron: str, name: str | None = None) -> None:
+        from croniter import croniter
+
+        if not croniter.is_valid(cron):
+            raise ValueError(f"module {self.name}: invalid cron expression {cron!r}")
+        job_name = name or f"{self.name}.{func.__name__}"
+        self.registry.periodic_jobs[job_name] = PeriodicJob(job_name, func, cron, self.name)
+
+    def add_demo_data(self, loader: Callable[[], None]) -> None:
+        """A function that loads this module's demo data; must be idempotent."""
+        self.registry.demo_loaders.append((self.name, loader))
+
+    def register(self, point: str, implementation: Any) -> None:
+        """Implement an extension point declared in core.extension_points."""
+        self.registry.extensions.register(point, implementation)

@@ -1,0 +1,108 @@
+"""Typed extension points: registries that enabled modules fill at setup, read by other modules through core.
+
+A module never imports another module to get its data; it asks core for every implementation of a protocol
+here. Only enabled modules register, so the licence gate applies by itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from flask import current_app
+
+
+@dataclass(frozen=True)
+class BillableLine:
+    """A line some module wants on an invoice; `(source, source_ref)` is unique over non-cancelled invoices."""
+
+    source: str
+    source_ref: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    vat_rate: Decimal
+    kind: str
+    contract_id: int | None = None
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+    meter: str | None = None
+    device_id: int | None = None
+    unit: str = "pz"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class BillableSource(Protocol):
+    """Gives invoicing the lines due for a customer as of a date (metering overage, rental fees, chargeback)."""
+
+    name: str
+
+    def billable_lines(self, customer_id: int, as_of: dt.date) -> list[BillableLine]:
+        """Every line due by `as_of` that is not yet billed; must not write anything."""
+
+
+@dataclass(frozen=True)
+class IncomingReading:
+    device_id: int
+    taken_at: dt.datetime
+    counters: dict[str, int]
+    supplies: dict[str, int] = field(default_factory=dict)
+    source: str = "api"
+
+
+@runtime_checkable
+class ReadingSource(Protocol):
+    """A channel that brings meter readings to metering (portal, CSV, email, SNMP)."""
+
+    name: str
+
+    def collect(self) -> list[IncomingReading]:
+        """Readings that arrived on this channel since the last call."""
+
+
+@dataclass(frozen=True)
+class DashboardCard:
+    """A figure a module shows on the admin dashboard."""
+
+    title: str
+    value: str
+    url: str | None = None
+
+
+@runtime_checkable
+class DashboardProvider(Protocol):
+    def dashboard_cards(self) -> list[DashboardCard]:
+        """Cards for the staff dashboard; called on each visit, so keep it to a few cheap queries."""
+
+
+EXTENSION_POINTS: dict[str, type] = {
+    "billable_source": BillableSource,
+    "reading_source": ReadingSource,
+    "dashboard": DashboardProvider,
+}
+
+
+class ExtensionRegistry:
+    """Per-app store of implementations, checked against the declared protocol when registered."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, list[Any]] = {name: [] for name in EXTENSION_POINTS}
+
+    def register(self, point: str, implementation: Any) -> None:
+        if point not in EXTENSION_POINTS:
+            raise KeyError(f"unknown extension point {point!r}; declared: {sorted(EXTENSION_POINTS)}")
+        protocol = EXTENSION_POINTS[point]
+        if not isinstance(implementation, protocol):
+            raise TypeError(f"{implementation!r} does not implement {protocol.__name__}")
+        self._items[point].append(implementation)
+
+    def get(self, point: str) -> list[Any]:
+        return list(self._items[point])
+
+
+def implementations(point: str) -> list[Any]:
+    """Every implementation registered for `point` by the enabled modules of the current app."""
+    return current_app.extensions["copydesk"].extensions.get(point)

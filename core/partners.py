@@ -1,0 +1,153 @@
+"""Partners and the dealer's company: validation of fiscal identifiers, and their admin views."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from stdnum import iban as std_iban
+from stdnum.eu import vat as eu_vat
+from stdnum.exceptions import ValidationError
+from stdnum.it import codicefiscale, iva
+from wtforms import ValidationError as FormValidationError
+
+from core.admin import SecuredModelView, model_view
+from core.models import Company, Partner, PartnerContact
+
+SDI_RE = re.compile(r"^[A-Z0-9]{7}$")
+LANGUAGES = ("it", "en", "es")
+
+
+def normalize_vat(value: str | None, country: str = "IT") -> str | None:
+    """A VAT number in its compact form with no country prefix for Italy; raises ValueError with a user message."""
+    if not value or not value.strip():
+        return None
+    country = (country or "IT").upper()
+    compact = value.strip().upper().replace(" ", "")
+    try:
+        if country == "IT":
+            return iva.validate(compact[2:] if compact.startswith("IT") else compact)
+        if not compact[:2].isalpha():
+            compact = country + compact
+        return eu_vat.validate(compact)
+    except ValidationError:
+        raise ValueError(_("%(value)s is not a valid VAT number", value=value)) from None
+
+
+def normalize_fiscal_code(value: str | None, country: str = "IT") -> str | None:
+    """An Italian codice fiscale (16 characters for people, 11 digits for companies)."""
+    if not value or not value.strip():
+        return None
+    compact = value.strip().upper().replace(" ", "")
+    if (country or "IT").upper() != "IT":
+        return compact
+    try:
+        if len(compact) == 11:
+            return iva.validate(compact)
+        return codicefiscale.validate(compact)
+    except ValidationError:
+        raise ValueError(_("%(value)s is not a valid fiscal code", value=value)) from None
+
+
+def normalize_sdi_code(value: str | None) -> str | None:
+    if not value or not value.strip():
+        return None
+    compact = value.strip().upper()
+    if not SDI_RE.match(compact):
+        raise ValueError(_("The SDI code must be 7 letters or digits"))
+    return compact
+
+
+def normalize_iban(value: str | None) -> str | None:
+    if not value or not value.strip():
+        return None
+    try:
+        return std_iban.validate(value)
+    except ValidationError:
+        raise ValueError(_("%(value)s is not a valid IBAN", value=value)) from None
+
+
+def validate_partner_fields(data: dict) -> tuple[dict, dict[str, str]]:
+    """Normalize partner fields; returns (clean values, errors by field). Nothing is written."""
+    clean, errors = dict(data), {}
+    country = (data.get("country") or "IT").upper()
+    checks = {
+        "vat_number": lambda v: normalize_vat(v, country),
+        "fiscal_code": lambda v: normalize_fiscal_code(v, country),
+        "sdi_code": normalize_sdi_code,
+    }
+    for field, check in checks.items():
+        if field in data:
+            try:
+                clean[field] = check(data[field])
+            except ValueError as exc:
+                errors[field] = str(exc)
+    if "language" in data and data["language"] not in LANGUAGES:
+        errors["language"] = _("Choose one of: %(choices)s", choices=", ".join(LANGUAGES))
+    if "name" in data and not (data["name"] or "").strip():
+        errors["name"] = _("The name is required")
+    return clean, errors
+
+
+def _form_validator(normalize):
+    def validator(form, field):
+        try:
+            field.data = normalize(field.data)
+        except ValueError as exc:
+            raise FormValidationError(str(exc)) from None
+
+    return validator
+
+
+def _vat_validator(form, field):
+    country = form.country.data if hasattr(form, "country") else "IT"
+    try:
+        field.data = normalize_vat(field.data, country or "IT")
+    except ValueError as exc:
+        raise FormValidationError(str(exc)) from None
+
+
+def _fiscal_code_validator(form, field):
+    country = form.country.data if hasattr(form, "country") else "IT"
+    try:
+        field.data = normalize_fiscal_code(field.data, country or "IT")
+    except ValueError as exc:
+        raise FormValidationError(str(exc)) from None
+
+
+class PartnerView(SecuredModelView):
+    permission = "partners.view"
+    edit_permission = "partners.edit"
+    column_list = ("name", "vat_number", "city", "email", "language", "is_customer", "active")
+    column_searchable_list = ("name", "vat_number", "fiscal_code", "email", "city")
+    column_filters = ("is_customer", "is_supplier", "active", "city", "province", "language")
+    column_default_sort = "name"
+    form_excluded_columns = ("created_at",)
+    inline_models = (PartnerContact,)
+    form_choices = {"language": [("it", "Italiano"), ("en", "English"), ("es", "Español")]}
+    form_args = {
+        "vat_number": {"validators": [_vat_validator]},
+        "fiscal_code": {"validators": [_fiscal_code_validator]},
+        "sdi_code": {"validators": [_form_validator(normalize_sdi_code)]},
+    }
+
+
+class CompanyView(SecuredModelView):
+    permission = "company.manage"
+    edit_permission = "company.manage"
+    column_list = ("name", "vat_number", "city", "iban")
+    form_excluded_columns = ("logo", "logo_mimetype")
+    form_args = {
+        "vat_number": {"validators": [_vat_validator]},
+        "fiscal_code": {"validators": [_fiscal_code_validator]},
+        "sdi_code": {"validators": [_form_validator(normalize_sdi_code)]},
+        "iban": {"validators": [_form_validator(normalize_iban)]},
+    }
+
+
+def init_app(app: Flask) -> None:
+    admin = app.extensions["copydesk"].admin
+    admin.add_view(model_view(PartnerView, Partner, _l("Customers and suppliers"), "core_partner", _l("Partners")))
+    admin.add_view(model_view(CompanyView, Company, _l("Company"), "core_company", _l("Settings")))

@@ -1,0 +1,57 @@
+"""Roles and what each may do: the one place every page, admin view, API route and job asks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STAFF_ROLES = ("dealer_admin", "back_office", "technician")
+CUSTOMER_ROLES = ("customer_admin", "customer_user")
+ROLES = STAFF_ROLES + CUSTOMER_ROLES
+
+_STAFF_READ = {"admin.access", "partners.view", "devices.view", "contracts.view", "readings.view"}
+PERMISSIONS: dict[str, set[str]] = {
+    "dealer_admin": _STAFF_READ
+    | {
+        "modules.manage",
+        "settings.manage",
+        "company.manage",
+        "users.manage",
+        "partners.edit",
+        "devices.edit",
+        "contracts.edit",
+        "readings.edit",
+        "billing.manage",
+        "jobs.manage",
+        "outbox.view",
+        "audit.view",
+    },
+    "back_office": _STAFF_READ
+    | {
+        "users.manage",
+        "partners.edit",
+        "contracts.edit",
+        "readings.edit",
+        "billing.manage",
+        "jobs.manage",
+        "outbox.view",
+    },
+    "technician": _STAFF_READ | {"devices.edit", "readings.edit"},
+    "customer_admin": {"portal.access", "portal.manage_users", "portal.invoices", "portal.readings"},
+    "customer_user": {"portal.access", "portal.readings"},
+}
+
+
+def has_permission(user: Any, permission: str) -> bool:
+    """True when an authenticated, active user's role grants `permission`."""
+    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "active", False):
+        return False
+    return permission in PERMISSIONS.get(user.role, set())
+
+
+def is_staff(user: Any) -> bool:
+    return getattr(user, "role", None) in STAFF_ROLES
+
+
+def customer_scope(user: Any) -> int | None:
+    """The partner a customer user is confined to; None for staff (who see every customer)."""
+    return user.customer_id if getattr(user, "role", None) in CUSTOMER_ROLES else None

@@ -1,0 +1,5 @@
+"""PLACEHOLDER: being written."""
+
+
+def init_app(app) -> None:
+    pass

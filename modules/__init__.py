@@ -1,0 +1,1 @@
+"""Add-on modules: one folder each, with a `__manifest__.py` read before any of its code."""
