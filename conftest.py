@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+pytest_plugins = ["tests.smtp_server"]
+
 os.environ.setdefault("COPYDESK_INSTANCE", str(Path(__file__).parent / "instance" / "test"))
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -125,6 +127,32 @@ def db_session(app):
     with app.app_context():
         yield db.session
         db.session.remove()
+
+
+def scratch_postgres_url() -> str:
+    """A second PostgreSQL database beside TEST_DATABASE_URL, for tests that need an empty database of their own."""
+    from core.config import load_config
+
+    base = sa.engine.make_url(load_config({"DATABASE_URL": TEST_DATABASE_URL})["SQLALCHEMY_DATABASE_URI"])
+    scratch = base.set(database=f"{base.database}_scratch")
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": scratch.database})
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{scratch.database}"'))
+    engine.dispose()
+    url = scratch.render_as_string(hide_password=False)
+    reset_postgres(url)
+    return url
+
+
+@pytest.fixture(params=backends())
+def empty_db_url(request, tmp_path):
+    """An empty database nobody else uses: a SQLite file, then a scratch PostgreSQL database when configured."""
+    if request.param == "postgresql":
+        yield scratch_postgres_url()
+    else:
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
 
 
 @pytest.fixture

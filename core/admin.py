@@ -12,6 +12,7 @@ from flask_login import current_user
 from core.db import db
 from core.extension_points import implementations
 from core.permissions import has_permission
+from core.security import csp_nonce
 
 
 class SecuredMixin:
@@ -82,6 +83,7 @@ def init_admin(app: Flask) -> Admin:
         name="Copydesk",
         theme=Bootstrap4Theme(swatch="default", base_template="admin/copydesk_base.html"),
         index_view=DashboardView(name=_l("Dashboard"), url="/admin"),
+        csp_nonce_generator=csp_nonce,
     )
     admin.add_view(ModulesView(name=_l("Modules"), endpoint="core_modules", category=_l("Settings")))
     return admin

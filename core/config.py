@@ -62,6 +62,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "JOB_QUEUE": env.get("JOB_QUEUE", "copydesk"),
         "JOB_TIMEOUT": int(env.get("JOB_TIMEOUT", "600")),
         "JOB_RETRIES": int(env.get("JOB_RETRIES", "3")),
+        # Seconds before each retry of a failed job (RQ): backoff.
+        "JOB_RETRY_INTERVALS": [10, 60, 300],
+        # Inline jobs record their failure instead of raising into the request; tests may want them raised.
+        "JOB_INLINE_RAISE": False,
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "core" / "translations"),
         "LANGUAGES": ["it", "en", "es"],

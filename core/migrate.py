@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
 
+from core.boundaries import table_owner as owner_by_prefix
 from core.loader import Manifest, Resolution, discover
 
 CORE_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -23,11 +24,7 @@ def all_manifests() -> dict[str, Manifest]:
 
 def table_owner(table_name: str) -> str:
     """The module owning a table, from its prefix; `core` for core's own."""
-    names = sorted(all_manifests(), key=len, reverse=True)
-    for name in ["core", *names]:
-        if table_name == name or table_name.startswith(f"{name}_"):
-            return name
-    return "unknown"
+    return owner_by_prefix(table_name, list(all_manifests())) or "unknown"
 
 
 def alembic_config(module: str | None = None) -> Config:

@@ -191,6 +191,18 @@ class User(db.Model):
     def __str__(self) -> str:
         return self.email
 
+    # What Flask-Login asks of a user object.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        # The session version is part of the id, so a password change ends every other session and remember cookie.
+        return f"{self.id}:{self.session_version}"
+
 
 class ApiToken(db.Model):
     """A bearer token for the REST API; only its SHA-256 is stored."""

@@ -1,5 +1,118 @@
-"""PLACEHOLDER: being written."""
+"""The customer portal's shell: its login, home page, base template and the registry of portal menu entries.
+
+Modules add their portal pages with `register_portal_link(ctx.app, "metering.portal_readings", _l("Send readings"),
+icon="gauge", permission="portal.readings")` and guard them with `@portal_view("portal.readings")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from core.auth.views import csrf_failed, handle_login, login_limits, rate_limited
+from core.permissions import has_permission, is_staff
+
+bp = Blueprint("portal", __name__, url_prefix="/portal")
+
+LINKS_KEY = "copydesk.portal_links"
+ICONS = ("gauge", "invoice", "printer", "users", "key", "ticket", "box", "chart", "document", "home")
 
 
-def init_app(app) -> None:
-    pass
+@dataclass(frozen=True)
+class PortalLink:
+    """One entry of the portal menu and home page."""
+
+    endpoint: str
+    label: Any
+    icon: str | None = None
+    permission: str = "portal.access"
+    description: Any = None
+    order: int = 100
+
+
+def register_portal_link(
+    app: Flask,
+    endpoint: str,
+    label: Any,
+    icon: str | None = None,
+    permission: str = "portal.access",
+    description: Any = None,
+    order: int = 100,
+) -> None:
+    """Add an entry to the portal menu; shown to customer users whose role grants `permission`.
+
+    `label` and `description` should be lazy_gettext strings; `icon` one of ICONS (an SVG in core/static/icons.svg).
+    """
+    if icon is not None and icon not in ICONS:
+        raise ValueError(f"portal link {endpoint}: unknown icon {icon!r}; choose one of {', '.join(ICONS)}")
+    links = app.extensions.setdefault(LINKS_KEY, [])
+    if any(link.endpoint == endpoint for link in links):
+        raise ValueError(f"portal link {endpoint} is registered twice")
+    links.append(PortalLink(endpoint, label, icon, permission, description, order))
+
+
+def portal_links(user: Any) -> list[PortalLink]:
+    """The entries `user` may open, in menu order."""
+    links = current_app.extensions.get(LINKS_KEY, [])
+    return sorted(
+        (link for link in links if has_permission(user, link.permission)),
+        key=lambda link: (link.order, str(link.label)),
+    )
+
+
+def portal_view(permission: str = "portal.access") -> Callable:
+    """Guard a portal page: anonymous users log in first, staff go to the back office, others need `permission`."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return redirect(url_for("portal.login", next=request.full_path.rstrip("?")))
+            if is_staff(current_user):
+                return redirect(url_for("admin.index"))
+            if not has_permission(current_user, permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+@bp.route("/")
+@portal_view()
+def home():
+    return render_template("portal/home.html", links=portal_links(current_user))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@rate_limited(login_limits)
+def login():
+    return handle_login("portal")
+
+
+@bp.app_context_processor
+def _portal_menu() -> dict:
+    return {"portal_menu": lambda: portal_links(current_user)}
+
+
+bp.register_error_handler(CSRFError, csrf_failed)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    register_portal_link(
+        app,
+        "auth.change_password",
+        _l("Change password"),
+        icon="key",
+        description=_l("Choose a new password; your other devices are logged out."),
+        order=900,
+    )

@@ -1,24 +1,72 @@
-"""PLACEHOLDER: being written."""
+"""Identity: users and roles, login for staff and customers, password links, the Users and Audit admin views."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask, g, request, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+from core.auth import services
+from core.db import db
+from core.extensions import login_manager
+from core.models import User
+
+DEFAULTS = {
+    "REMEMBER_COOKIE_DURATION": dt.timedelta(days=14),
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "PASSWORD_RESET_MAX_AGE": 2 * 3600,
+    "SET_PASSWORD_MAX_AGE": 7 * 24 * 3600,
+    "LOGIN_LIMIT_PER_ACCOUNT": "10 per 15 minutes",
+    "LOGIN_LIMIT_PER_ADDRESS": "30 per 15 minutes",
+    "RESET_LIMIT_PER_ACCOUNT": "3 per hour",
+    "RESET_LIMIT_PER_ADDRESS": "10 per hour",
+}
 
 
-def init_app(app) -> None:
-    pass
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """The user of a session or remember cookie, if that id is still current: "<id>:<session_version>"."""
+    ident, _, version = user_id.partition(":")
+    if not ident.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(ident))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
 
 
-from flask import Blueprint  # noqa: E402
+def _template_helpers() -> dict:
+    def lang_url(code: str) -> str:
+        """The current page in another language, for visitors who are not logged in."""
+        return url_for(request.endpoint, **{**(request.view_args or {}), **request.args.to_dict(), "lang": code})
 
-bp = Blueprint("auth", __name__)
+    def company_name() -> str:
+        if "company_name" not in g:
+            g.company_name = services.company_name()
+        return g.company_name
+
+    locale = get_locale()
+    return {
+        "current_language": locale.language if locale else "en",
+        "lang_url": lang_url,
+        "company_name": company_name,
+        "language_names": {"it": "Italiano", "en": "English", "es": "Español"},
+    }
 
 
-@bp.route("/login")
-def login():
-    return "login"
+def init_app(app: Flask) -> None:
+    from core.auth import admin, cli, views
 
-
-@bp.route("/logout", methods=["POST"])
-def logout():
-    return "logout"
-
-
-def init_app(app) -> None:  # noqa: F811
-    app.register_blueprint(bp)
+    for key, value in DEFAULTS.items():
+        app.config.setdefault(key, value)
+    login_manager.session_protection = "strong"
+    login_manager.login_view = "auth.login"
+    login_manager.blueprint_login_views = {"portal": "portal.login"}
+    login_manager.login_message = _l("Please log in to see this page.")
+    login_manager.login_message_category = "info"
+    app.register_blueprint(views.bp)
+    app.context_processor(_template_helpers)
+    admin.init_app(app)
+    app.cli.add_command(cli.users_cli)

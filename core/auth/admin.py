@@ -1,0 +1,165 @@
+"""The Users and Audit log admin views."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask, flash
+from flask_admin.actions import action
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from wtforms.validators import ValidationError
+
+from core.admin import SecuredModelView, model_view
+from core.auth import services
+from core.auth.services import UserError
+from core.db import db
+from core.models import AuditLog, Partner, User
+from core.permissions import CUSTOMER_ROLES, ROLES
+
+ROLE_LABELS = {
+    "dealer_admin": _l("Dealer administrator"),
+    "back_office": _l("Back office"),
+    "technician": _l("Technician"),
+    "customer_admin": _l("Customer administrator"),
+    "customer_user": _l("Customer user"),
+}
+LANGUAGE_CHOICES = [("", _l("Customer's language")), ("it", "Italiano"), ("en", "English"), ("es", "Español")]
+USER_COLUMNS = ("email", "name", "role", "customer", "language", "active", "last_login_at", "created_at")
+
+
+def _customers():
+    return db.session.scalars(db.select(Partner).where(Partner.is_customer.is_(True)).order_by(Partner.name))
+
+
+class UserView(SecuredModelView):
+    """Staff and customer accounts. Passwords are never typed here: new users get a set-password email."""
+
+    permission = "users.manage"
+    edit_permission = "users.manage"
+    column_list = USER_COLUMNS
+    column_details_list = USER_COLUMNS
+    column_export_list = USER_COLUMNS
+    column_labels = {
+        "email": _l("Email"),
+        "name": _l("Name"),
+        "role": _l("Role"),
+        "customer": _l("Customer"),
+        "language": _l("Language"),
+        "active": _l("Active"),
+        "last_login_at": _l("Last login"),
+        "created_at": _l("Created"),
+    }
+    column_searchable_list = ("email", "name")
+    column_filters = ("role", "active", "language", "customer.name")
+    column_default_sort = "email"
+    column_formatters = {"role": lambda view, context, model, name: ROLE_LABELS.get(model.role, model.role)}
+    form_columns = ("email", "name", "role", "customer", "language", "active")
+    form_choices = {"role": [(role, ROLE_LABELS[role]) for role in ROLES], "language": LANGUAGE_CHOICES}
+    form_args = {
+        "customer": {
+            "query_factory": _customers,
+            "description": _l("Only for customer roles: the customer this person works for."),
+        },
+        "email": {"description": _l("New users receive an email with a link to choose their password.")},
+    }
+
+    def create_form(self, obj=None):
+        form = super().create_form(obj)
+        if current_user.role != "dealer_admin":
+            form.role.choices = [(role, ROLE_LABELS[role]) for role in CUSTOMER_ROLES]
+        return form
+
+    def on_model_change(self, form, model: User, is_created: bool) -> None:
+        model.language = model.language or None
+        # No autoflush: a half-valid row must not reach the database before the checks below have spoken.
+        with db.session.no_autoflush:
+            try:
+                model.email = services.normalize_email(model.email)
+                services.check_email_free(model.email, None if is_created else model.id)
+                services.validate_role(model.role, model.customer.id if model.customer is not None else None)
+                services.check_can_manage(current_user, model.role, services.stored_value(model, "role"))
+                if services.was_active_admin(model):
+                    services.check_admin_remains(model, model.role, model.active)
+            except UserError as exc:
+                raise ValidationError(exc.message) from None
+        if is_created:
+            model.session_version = 1
+            db.session.flush()
+            services.send_set_password_email(model)
+
+    def after_model_change(self, form, model: User, is_created: bool) -> None:
+        if is_created:
+            flash(_("%(email)s will receive an email to choose a password.", email=model.email), "success")
+
+    def is_action_allowed(self, name: str) -> bool:
+        return self._can_edit() and super().is_action_allowed(name)
+
+    @action(
+        "send_set_password",
+        _l("Send set-password email"),
+        _l("Email the selected users a link to choose a new password?"),
+    )
+    def action_send_set_password(self, ids) -> None:
+        sent, refused = [], []
+        for user in db.session.scalars(db.select(User).where(User.id.in_([int(i) for i in ids]))):
+            try:
+                services.check_can_manage(current_user, user.role, user.role)
+            except UserError:
+                refused.append(user.email)
+                continue
+            if not user.active:
+                refused.append(user.email)
+                continue
+            services.send_set_password_email(user)
+            sent.append(user.email)
+        db.session.commit()
+        if sent:
+            flash(_("Set-password email queued for: %(emails)s", emails=", ".join(sent)), "success")
+        if refused:
+            flash(
+                _("Not sent (inactive, or a staff account you may not manage): %(emails)s", emails=", ".join(refused)),
+                "error",
+            )
+
+
+def _changes(view, context, model: AuditLog, name: str) -> str:
+    if not model.changes:
+        return ""
+    text = json.dumps(model.changes, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+class AuditLogView(SecuredModelView):
+    """Who did what and when; read-only."""
+
+    permission = "audit.view"
+    edit_permission = "audit.view"
+    allow_create = False
+    allow_edit = False
+    allow_delete = False
+    column_list = ("at", "actor", "action", "object_type", "object_id", "changes", "ip_address")
+    column_labels = {
+        "at": _l("When"),
+        "actor": _l("Who"),
+        "action": _l("Action"),
+        "object_type": _l("Object type"),
+        "object_id": _l("Object id"),
+        "changes": _l("Changes"),
+        "ip_address": _l("IP address"),
+        "user_id": _l("User id"),
+    }
+    column_default_sort = ("at", True)
+    column_filters = ("at", "actor", "action", "object_type", "object_id", "user_id", "ip_address")
+    column_searchable_list = ("actor", "action", "object_type", "object_id")
+    column_formatters = {"changes": _changes}
+    column_formatters_detail = {
+        "changes": lambda view, context, model, name: json.dumps(model.changes, ensure_ascii=False, indent=2)
+    }
+
+
+def init_app(app: Flask) -> None:
+    admin = app.extensions["copydesk"].admin
+    admin.add_view(model_view(UserView, User, _l("Users"), "core_user", _l("Settings")))
+    admin.add_view(model_view(AuditLogView, AuditLog, _l("Audit log"), "core_audit", _l("Settings")))

@@ -1,0 +1,40 @@
+"""The one place that confines data to a customer: every query a customer's request runs goes through here."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import abort
+from flask_login import current_user
+
+from core.db import db
+from core.permissions import customer_scope, is_staff
+
+Q = TypeVar("Q")
+
+
+def customer_scoped(query_or_select: Q, model_customer_column: Any, user: Any = None) -> Q:
+    """Restrict a select (or legacy query) to `user`'s customer (default: the logged-in user).
+
+    Staff see every customer; a customer role sees only rows whose `model_customer_column` is its own customer;
+    anyone else (anonymous, inactive, unknown role) sees nothing.
+    """
+    user = current_user if user is None else user
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "active", False):
+        return query_or_select.where(sa.false())
+    if is_staff(user):
+        return query_or_select
+    scope = customer_scope(user)
+    if scope is None:
+        return query_or_select.where(sa.false())
+    return query_or_select.where(model_customer_column == scope)
+
+
+def get_scoped_or_404(model: Any, ident: Any, model_customer_column: Any, user: Any = None) -> Any:
+    """One row by primary key, or 404 when it does not exist or belongs to another customer."""
+    pk = sa.inspect(model).primary_key[0]
+    row = db.session.scalars(customer_scoped(sa.select(model).where(pk == ident), model_customer_column, user)).first()
+    if row is None:
+        abort(404)
+    return row

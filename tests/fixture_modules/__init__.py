@@ -1,0 +1,1 @@
+"""Throw-away modules that exercise the loader."""

@@ -1,0 +1,1 @@
+"""Loader fixtures that break the module boundaries on purpose."""

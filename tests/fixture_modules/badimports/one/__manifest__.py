@@ -1,0 +1,1 @@
+{"name": "one", "title": "one", "version": "1.0", "depends": []}

@@ -1,0 +1,5 @@
+"""Fixture module one."""
+
+
+def setup(ctx):
+    pass

@@ -1,0 +1,1 @@
+{"name": "two", "title": "two", "version": "1.0", "depends": []}

@@ -1,0 +1,1 @@
+{"name": "alpha", "title": "Alpha", "version": "1.0", "depends": [], "auto_install": False, "sequence": 20}

@@ -1,0 +1,1 @@
+{"name": "broken", "title": "Broken", "version": "not-a-version", "depends": [], "auto_install": False, "sequence": 100}

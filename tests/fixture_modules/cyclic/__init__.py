@@ -1,0 +1,1 @@
+"""Loader fixtures with a dependency cycle."""
