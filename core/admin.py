@@ -6,11 +6,12 @@ from flask import Flask, abort, current_app, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from core.db import db
-from core.extension_points import implementations
+from core.extension_points import DashboardCard, implementations
 from core.permissions import has_permission
 from core.security import csp_nonce
 
@@ -75,6 +76,30 @@ class ModulesView(SecuredView):
     def index(self):
         resolution = current_app.extensions["copydesk"].resolution
         return self.render("admin/modules.html", statuses=resolution.statuses.values())
+
+
+class CoreDashboard:
+    """Core's dashboard figures (customers, mail waiting, failed jobs), each shown only to who may open it."""
+
+    def dashboard_cards(self) -> list[DashboardCard]:
+        import sqlalchemy as sa
+
+        from core.models import JobRecord, OutboxMessage, Partner
+
+        def count(model, *where) -> int:
+            return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where)) or 0
+
+        cards = []
+        if has_permission(current_user, "partners.view"):
+            customers = count(Partner, Partner.is_customer.is_(True), Partner.active.is_(True))
+            cards.append(DashboardCard(_("Active customers"), str(customers), url_for("core_partner.index_view")))
+        if has_permission(current_user, "outbox.view"):
+            waiting = count(OutboxMessage, OutboxMessage.status.in_(("pending", "failed")))
+            cards.append(DashboardCard(_("Emails waiting or failed"), str(waiting), url_for("core_outbox.index")))
+        if has_permission(current_user, "jobs.manage"):
+            failed = count(JobRecord, JobRecord.status == "failed")
+            cards.append(DashboardCard(_("Failed jobs"), str(failed), url_for("core_jobs.index", status="failed")))
+        return cards
 
 
 def init_admin(app: Flask) -> Admin:

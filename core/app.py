@@ -36,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     registry = AppRegistry()
     app.extensions["copydesk"] = registry
     registry.admin = admin.init_admin(app)
+    registry.extensions.register("dashboard", admin.CoreDashboard())
 
     from core import api, auth, jobs, outbox, partners, portal, security
 
