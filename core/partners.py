@@ -11,6 +11,7 @@ from stdnum import iban as std_iban
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 from stdnum.it import codicefiscale, iva
+from wtforms import FileField
 from wtforms import ValidationError as FormValidationError
 
 from core.admin import SecuredModelView, model_view
@@ -134,11 +135,37 @@ class PartnerView(SecuredModelView):
     }
 
 
+LOGO_TYPES = {"image/png", "image/jpeg"}
+LOGO_MAX_BYTES = 1024 * 1024
+
+
+def _logo_validator(form, field):
+    upload = field.data
+    if not upload or not getattr(upload, "filename", ""):
+        return
+    if upload.mimetype not in LOGO_TYPES:
+        raise FormValidationError(_("The logo must be a PNG or JPEG image"))
+    content = upload.read(LOGO_MAX_BYTES + 1)
+    upload.seek(0)
+    if len(content) > LOGO_MAX_BYTES:
+        raise FormValidationError(_("The logo must be smaller than 1 MB"))
+
+
 class CompanyView(SecuredModelView):
     permission = "company.manage"
     edit_permission = "company.manage"
     column_list = ("name", "vat_number", "city", "iban")
     form_excluded_columns = ("logo", "logo_mimetype")
+    form_extra_fields = {
+        "logo_upload": FileField(_l("Logo (PNG or JPEG, printed on invoices)"), validators=[_logo_validator])
+    }
+
+    def on_model_change(self, form, model, is_created):
+        upload = form.logo_upload.data
+        if upload and getattr(upload, "filename", ""):
+            model.logo = upload.read()
+            model.logo_mimetype = upload.mimetype
+
     form_args = {
         "vat_number": {"validators": [_vat_validator]},
         "fiscal_code": {"validators": [_fiscal_code_validator]},
