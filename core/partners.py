@@ -92,30 +92,24 @@ def validate_partner_fields(data: dict) -> tuple[dict, dict[str, str]]:
     return clean, errors
 
 
-def _form_validator(normalize):
+def _form_validator(normalize, with_country: bool = False):
+    """A WTForms validator that normalizes the field in place, or shows the user message of the ValueError."""
+
     def validator(form, field):
         try:
-            field.data = normalize(field.data)
+            if with_country:
+                country = form.country.data if hasattr(form, "country") else "IT"
+                field.data = normalize(field.data, country or "IT")
+            else:
+                field.data = normalize(field.data)
         except ValueError as exc:
             raise FormValidationError(str(exc)) from None
 
     return validator
 
 
-def _vat_validator(form, field):
-    country = form.country.data if hasattr(form, "country") else "IT"
-    try:
-        field.data = normalize_vat(field.data, country or "IT")
-    except ValueError as exc:
-        raise FormValidationError(str(exc)) from None
-
-
-def _fiscal_code_validator(form, field):
-    country = form.country.data if hasattr(form, "country") else "IT"
-    try:
-        field.data = normalize_fiscal_code(field.data, country or "IT")
-    except ValueError as exc:
-        raise FormValidationError(str(exc)) from None
+_vat_validator = _form_validator(normalize_vat, with_country=True)
+_fiscal_code_validator = _form_validator(normalize_fiscal_code, with_country=True)
 
 
 class PartnerView(SecuredModelView):
