@@ -1,11 +1,453 @@
-"""Rentals back-office views."""
+"""Rentals back office: catalogue, devices, contracts (form, readable page, device moves) and the CSV import page."""
 
-from core.admin import SecuredModelView
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, abort, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+from wtforms.validators import ValidationError
+
+from core.admin import SecuredModelView, SecuredView
+from core.db import db
+from core.models import Partner
+from core.permissions import has_permission
+from modules.rentals import forms, imports, services
+from modules.rentals.models import (
+    DEVICE_STATUSES,
+    TONER_COLOURS,
+    Consumable,
+    Contract,
+    ContractLine,
+    Device,
+    MeterType,
+)
+
+STATUS_LABELS = {
+    "in_stock": _l("In stock"),
+    "installed": _l("Installed"),
+    "in_repair": _l("In repair"),
+    "retired": _l("Retired"),
+}
+STATE_LABELS = {"draft": _l("Draft"), "active": _l("Active"), "suspended": _l("Suspended"), "ended": _l("Ended")}
+COLOUR_LABELS = {"black": _l("Black"), "cyan": _l("Cyan"), "magenta": _l("Magenta"), "yellow": _l("Yellow")}
+PERIODS_SHOWN = 24
+
+
+def _customers() -> list[Partner]:
+    return list(db.session.scalars(sa.select(Partner).where(Partner.is_customer.is_(True)).order_by(Partner.name)))
+
+
+def _meters() -> list[MeterType]:
+    return list(db.session.scalars(sa.select(MeterType).order_by(MeterType.code)))
+
+
+def _label(labels: dict) -> Any:
+    return lambda view, context, model, name: labels.get(getattr(model, name), getattr(model, name))
+
+
+class MeterTypeView(SecuredModelView):
+    permission = "devices.view"
+    edit_permission = "devices.edit"
+    column_list = ("code", "label_en", "label_it", "label_es")
+    column_labels = {
+        "code": _l("Code"),
+        "label_en": _l("English"),
+        "label_it": _l("Italian"),
+        "label_es": _l("Spanish"),
+    }
+    form_columns = ("code", "label_en", "label_it", "label_es")
+    form_args = {"code": {"description": _l("Lower-case letters, digits and _, e.g. bw, color, a3_bw.")}}
+
+    def on_model_change(self, form, model: MeterType, is_created: bool) -> None:
+        if not services.METER_CODE_RE.match(model.code or ""):
+            raise ValidationError(_("Use lower-case letters, digits and _, starting with a letter."))
+
+
+class ManufacturerView(SecuredModelView):
+    permission = "devices.view"
+    edit_permission = "devices.edit"
+    column_list = ("name",)
+    column_labels = {"name": _l("Name")}
+    column_searchable_list = ("name",)
+    column_default_sort = "name"
+
+
+class DeviceModelView(SecuredModelView):
+    permission = "devices.view"
+    edit_permission = "devices.edit"
+    column_list = ("manufacturer", "name", "color", "paper_format", "meters")
+    column_labels = {
+        "manufacturer": _l("Manufacturer"),
+        "name": _l("Model"),
+        "color": _l("Colour"),
+        "paper_format": _l("Paper"),
+        "meters": _l("Meters"),
+        "consumables": _l("Consumables"),
+    }
+    column_searchable_list = ("name", "manufacturer.name")
+    column_filters = ("manufacturer.name", "color", "paper_format")
+    column_default_sort = "name"
+    column_formatters = {"meters": lambda view, context, model, name: ", ".join(model.meter_codes)}
+    form_columns = ("manufacturer", "name", "color", "paper_format", "meters", "consumables")
+    form_choices = {"paper_format": [("A4", "A4"), ("A3", "A3")]}
+    form_args = {"meters": {"description": _l("The counters this model has.")}}
+    inline_models = (
+        (
+            Consumable,
+            {
+                "form_columns": ("id", "code", "colour", "rated_yield"),
+                "form_choices": {"colour": [(c, COLOUR_LABELS[c]) for c in TONER_COLOURS]},
+                "column_labels": {"code": _l("Code"), "colour": _l("Colour"), "rated_yield": _l("Rated yield (5%)")},
+            },
+        ),
+    )
+
+    def on_model_change(self, form, model, is_created: bool) -> None:
+        if not model.meters:
+            raise ValidationError(_("Choose at least one meter."))
+        for consumable in model.consumables:
+            if consumable.rated_yield is None or consumable.rated_yield <= 0:
+                raise ValidationError(_("The rated yield must be a positive number of pages."))
 
 
 class DeviceView(SecuredModelView):
     permission = "devices.view"
     edit_permission = "devices.edit"
-    column_list = ("serial", "model", "customer", "status")
-    column_searchable_list = ("serial",)
-    column_filters = ("status",)
+    details_template = "admin/rentals_device_details.html"
+    column_list = ("serial", "manufacturer", "model", "customer", "site", "status", "asset_tag", "ip_address")
+    column_labels = {
+        "serial": _l("Serial number"),
+        "manufacturer": _l("Manufacturer"),
+        "model": _l("Model"),
+        "customer": _l("Customer"),
+        "site": _l("Site"),
+        "status": _l("Status"),
+        "asset_tag": _l("Asset tag"),
+        "ip_address": _l("IP address"),
+        "notes": _l("Notes"),
+        "manufacturer.name": _l("Manufacturer"),
+        "model.name": _l("Model"),
+        "customer.name": _l("Customer"),
+    }
+    column_searchable_list = ("serial", "asset_tag", "ip_address", "customer.name", "model.name")
+    column_filters = ("status", "customer.name", "manufacturer.name", "model.name")
+    column_default_sort = "serial"
+    column_formatters = {"status": _label(STATUS_LABELS)}
+    form_columns = ("model", "serial", "asset_tag", "ip_address", "status", "customer", "site", "notes")
+    form_choices = {"status": [(s, STATUS_LABELS[s]) for s in DEVICE_STATUSES]}
+    form_args = {
+        "customer": {
+            "query_factory": _customers,
+            "description": _l("Set by the contract when the device joins one."),
+        },
+        "site": {"description": _l("Where it stands at the customer: address, floor, office.")},
+        "ip_address": {"description": _l("For reading the counters over the network.")},
+    }
+
+    def edit_form(self, obj=None):
+        # The model is chosen once: a device's meters and contract counters depend on it.
+        form = super().edit_form(obj)
+        del form.model
+        return form
+
+    def _data(self, form) -> dict[str, Any]:
+        data = {key: form[key].data for key in ("serial", "asset_tag", "ip_address", "status", "site", "notes")}
+        data["customer_id"] = form.customer.data.id if form.customer.data else None
+        return data
+
+    def _show(self, form, error: services.RentalsError) -> None:
+        db.session.rollback()
+        for field, message in error.errors.items():
+            name = "customer" if field == "customer_id" else field
+            target = form._fields.get(name)
+            if target is not None:
+                target.errors = [*target.errors, message]
+            else:
+                flash(f"{self.column_labels.get(name, name)}: {message}", "error")
+
+    def create_model(self, form):
+        model = form.model.data
+        try:
+            device = services.create_device(
+                {**self._data(form), "manufacturer": model.manufacturer.name, "model": model.name}
+            )
+        except services.RentalsError as error:
+            self._show(form, error)
+            return False
+        db.session.commit()
+        return device
+
+    def update_model(self, form, model: Device) -> bool:
+        try:
+            services.update_device(model, self._data(form))
+        except services.RentalsError as error:
+            self._show(form, error)
+            return False
+        db.session.commit()
+        return True
+
+    def details_extra(self, device: Device) -> dict[str, Any]:
+        lines = db.session.scalars(
+            sa.select(ContractLine).where(ContractLine.device_id == device.id).order_by(ContractLine.start_date.desc())
+        ).all()
+        return {"lines": lines, "status_labels": STATUS_LABELS}
+
+    @expose("/details/")
+    def details_view(self):
+        device = self.get_one(request.args.get("id", ""))
+        if device is None:
+            abort(404)
+        self._template_args.update(self.details_extra(device))
+        return super().details_view()
+
+
+def _messages(error: services.RentalsError, labels: dict) -> str:
+    return " ".join(f"{labels.get(field.split('.')[0], field)}: {message}" for field, message in error.errors.items())
+
+
+class ContractView(SecuredModelView):
+    """Contracts: the list with search and filters, a form with allowance and band rows, and a readable page."""
+
+    permission = "contracts.view"
+    edit_permission = "contracts.edit"
+    column_list = ("number", "customer", "state", "start_date", "end_date", "period_months", "fee")
+    column_labels = {
+        "number": _l("Number"),
+        "customer": _l("Customer"),
+        "customer.name": _l("Customer"),
+        "state": _l("State"),
+        "start_date": _l("Start"),
+        "end_date": _l("End"),
+        "period_months": _l("Period"),
+        "fee": _l("Fee"),
+    }
+    column_searchable_list = ("number", "customer.name")
+    column_filters = ("state", "customer.name", "period_months", "start_date", "end_date")
+    column_default_sort = ("start_date", True)
+    column_formatters = {
+        "state": _label(STATE_LABELS),
+        "period_months": lambda view, context, model, name: forms.PERIOD_LABELS.get(model.period_months),
+        "number": lambda view, context, model, name: Markup('<a href="{}">{}</a>').format(
+            url_for(".details_view", id=model.id), model.number
+        ),
+    }
+    can_export = True
+
+    def _form(self, contract: Contract | None) -> forms.ContractForm:
+        if request.method == "POST":
+            form = forms.ContractForm()
+        else:
+            form = forms.ContractForm(data=forms.initial_data(contract))
+            forms.add_spare_rows(form)
+        self._set_choices(form)
+        return form
+
+    def _set_choices(self, form: forms.ContractForm) -> None:
+        customers = [(str(c.id), c.name) for c in _customers()]
+        meters = {m.code: m.label(_language()) for m in _meters()}
+        for code, labels in services.KNOWN_METERS.items():
+            meters.setdefault(code, labels[0])
+        forms.set_choices(form, customers, [(code, f"{code} — {label}") for code, label in sorted(meters.items())])
+
+    def _save(self, form: forms.ContractForm, contract: Contract | None) -> Response | None:
+        data, fields = forms.form_data(form)
+        try:
+            contract = services.create_contract(data) if contract is None else services.update_contract(contract, data)
+        except services.RentalsError as error:
+            db.session.rollback()
+            self._template_args["form_errors"] = forms.show_errors(error.errors, fields)
+            forms.add_spare_rows(form)
+            return None
+        db.session.commit()
+        flash(_("Contract %(number)s saved.", number=contract.number), "success")
+        return redirect(url_for(".details_view", id=contract.id))
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        if not self.can_create:
+            abort(403)
+        form = self._form(None)
+        return self._submit(form, None)
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        if not self.can_edit:
+            abort(403)
+        contract = self.get_one(request.args.get("id", ""))
+        if contract is None:
+            abort(404)
+        return self._submit(self._form(contract), contract)
+
+    def _submit(self, form: forms.ContractForm, contract: Contract | None):
+        if request.method == "POST" and request.form.get("more_rows"):
+            forms.add_more_rows(form)
+            self._set_choices(form)
+        elif request.method == "POST" and form.validate():
+            response = self._save(form, contract)
+            if response is not None:
+                return response
+            self._set_choices(form)
+        return self.render("admin/rentals_contract_form.html", form=form, contract=contract)
+
+    @expose("/details/")
+    def details_view(self):
+        contract = self.get_one(request.args.get("id", ""))
+        if contract is None:
+            abort(404)
+        return self._details(contract)
+
+    def _details(self, contract: Contract, errors: dict[str, str] | None = None, action: str = "", status: int = 200):
+        until = max(dt.date.today(), contract.start_date) + dt.timedelta(days=366)
+        all_periods = services.contract_periods(contract, until)
+        free_devices = db.session.scalars(
+            sa.select(Device)
+            .where(
+                Device.status != "retired",
+                ~Device.id.in_(sa.select(ContractLine.device_id).where(ContractLine.end_date.is_(None))),
+            )
+            .order_by(Device.serial)
+        ).all()
+        meters = {m.code: m.label(_language()) for m in _meters()}
+        return (
+            self.render(
+                "admin/rentals_contract_details.html",
+                contract=contract,
+                periods=all_periods[-PERIODS_SHOWN:],
+                periods_hidden=max(0, len(all_periods) - PERIODS_SHOWN),
+                free_devices=free_devices,
+                meters=meters,
+                state_labels=STATE_LABELS,
+                period_labels=forms.PERIOD_LABELS,
+                fee_timing_labels=forms.FEE_TIMING_LABELS,
+                errors=errors or {},
+                action=action,
+                values=request.form,
+                today=dt.date.today(),
+            ),
+            status,
+        )
+
+    def _counters(self, prefix: str) -> dict[str, str]:
+        return {
+            key.removeprefix(prefix): value.strip()
+            for key, value in request.form.items()
+            if key.startswith(prefix) and value.strip()
+        }
+
+    def _device_action(self, run) -> Any:
+        if not self.can_edit:
+            abort(403)
+        contract = self.get_one(request.args.get("id", ""))
+        if contract is None:
+            abort(404)
+        try:
+            message = run(contract)
+        except services.RentalsError as error:
+            db.session.rollback()
+            contract = self.get_one(str(contract.id))
+            return self._details(contract, error.errors, request.form.get("action", ""), 422)
+        db.session.commit()
+        flash(message, "success")
+        return redirect(url_for(".details_view", id=contract.id))
+
+    @expose("/devices/add/", methods=("POST",))
+    def add_device(self):
+        def run(contract: Contract) -> str:
+            line = services.add_device(
+                contract, request.form.get("device_id"), request.form.get("start_date"), self._counters("counter_")
+            )
+            return _("Device %(serial)s joined the contract.", serial=line.device.serial)
+
+        return self._device_action(run)
+
+    @expose("/devices/remove/", methods=("POST",))
+    def remove_device(self):
+        def run(contract: Contract) -> str:
+            line = services.remove_device(
+                contract, request.form.get("device_id"), request.form.get("end_date"), self._counters("end_")
+            )
+            return _("Device %(serial)s left the contract.", serial=line.device.serial)
+
+        return self._device_action(run)
+
+    @expose("/devices/swap/", methods=("POST",))
+    def swap_device(self):
+        def run(contract: Contract) -> str:
+            line = services.swap_device(
+                contract,
+                request.form.get("device_id"),
+                request.form.get("new_device_id"),
+                request.form.get("date"),
+                self._counters("end_"),
+                self._counters("counter_"),
+            )
+            return _("Device %(serial)s took the place of the old one.", serial=line.device.serial)
+
+        return self._device_action(run)
+
+    @expose("/state/", methods=("POST",))
+    def change_state(self):
+        def run(contract: Contract) -> str:
+            services.update_contract(contract, {"state": request.form.get("state")})
+            return _("The contract is now %(state)s.", state=STATE_LABELS[contract.state])
+
+        return self._device_action(run)
+
+
+def _language() -> str:
+    return getattr(current_user, "language", None) or "en"
+
+
+class ImportView(SecuredView):
+    """Upload a CSV of devices or contracts, see every row's errors, then write all rows or none."""
+
+    permission = "admin.access"
+    KINDS = {
+        "devices": ("devices.edit", imports.import_devices),
+        "contracts": ("contracts.edit", imports.import_contracts),
+    }
+
+    def _allowed(self, kind: str) -> bool:
+        return kind in self.KINDS and has_permission(current_user, self.KINDS[kind][0])
+
+    @expose("/")
+    def index(self):
+        kinds = [kind for kind in self.KINDS if self._allowed(kind)]
+        if not kinds:
+            abort(403)
+        return self.render("admin/rentals_import.html", kinds=kinds, result=None, kind=None, content="")
+
+    @expose("/template/<kind>.csv")
+    def template(self, kind: str):
+        if not self._allowed(kind):
+            abort(404)
+        return Response(
+            imports.template_csv(kind),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f"attachment; filename=copydesk-{kind}.csv"},
+        )
+
+    @expose("/run/", methods=("POST",))
+    def run(self):
+        kind = request.form.get("kind", "")
+        if not self._allowed(kind):
+            abort(403)
+        upload = request.files.get("file")
+        content = imports.decode(upload.read()) if upload and upload.filename else request.form.get("content", "")
+        if not content.strip():
+            flash(_("Choose a CSV file."), "error")
+            return redirect(url_for(".index"))
+        commit = request.form.get("step") == "import"
+        result = self.KINDS[kind][1](content, commit=commit)
+        if commit and result.ok:
+            flash(_("%(count)d rows imported.", count=result.written), "success")
+            return redirect(url_for(".index"))
+        kinds = [k for k in self.KINDS if self._allowed(k)]
+        return self.render("admin/rentals_import.html", kinds=kinds, result=result, kind=kind, content=content)

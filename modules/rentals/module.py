@@ -1,16 +1,27 @@
-"""Rentals setup: registers its models, pages and admin views."""
+"""Rentals setup: registers its models, API resources, admin views and demo data."""
 
 from flask_babel import lazy_gettext as _l
 
 from core.admin import model_view
+from core.api import register_api
 from core.context import ModuleContext
 
 
 def setup(ctx: ModuleContext) -> None:
-    from modules.rentals import models
-    from modules.rentals.admin import DeviceView
+    from modules.rentals import admin, api, models
+    from modules.rentals.demo import load_demo
     from modules.rentals.views import bp
 
     ctx.add_models(models)
     ctx.add_blueprint(bp)
-    ctx.add_admin_view(model_view(DeviceView, models.Device, _l("Devices"), "rentals_device"))
+    register_api(ctx.app, api.devices_blp)
+    register_api(ctx.app, api.contracts_blp)
+    ctx.add_admin_view(model_view(admin.ContractView, models.Contract, _l("Contracts"), "rentals_contract"))
+    ctx.add_admin_view(model_view(admin.DeviceView, models.Device, _l("Devices"), "rentals_device"))
+    ctx.add_admin_view(model_view(admin.DeviceModelView, models.DeviceModel, _l("Device models"), "rentals_model"))
+    ctx.add_admin_view(
+        model_view(admin.ManufacturerView, models.Manufacturer, _l("Manufacturers"), "rentals_manufacturer")
+    )
+    ctx.add_admin_view(model_view(admin.MeterTypeView, models.MeterType, _l("Meter types"), "rentals_meter_type"))
+    ctx.add_admin_view(admin.ImportView(name=_l("Import"), endpoint="rentals_import"))
+    ctx.add_demo_data(load_demo)

@@ -2,7 +2,7 @@
 
 Revision ID: rentals_0001
 Revises: 
-Create Date: 2026-11-23 19:11:52.979421
+Create Date: 2026-11-23 19:30:15.854911
 """
 
 import sqlalchemy as sa
@@ -23,11 +23,59 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_manufacturer')),
     sa.UniqueConstraint('name', name=op.f('uq_rentals_manufacturer_name'))
     )
+    op.create_table('rentals_meter_type',
+    sa.Column('code', sa.String(length=20), nullable=False),
+    sa.Column('label_en', sa.String(length=60), nullable=False),
+    sa.Column('label_it', sa.String(length=60), nullable=False),
+    sa.Column('label_es', sa.String(length=60), nullable=False),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_rentals_meter_type'))
+    )
+    op.create_table('rentals_contract',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=20), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=True),
+    sa.Column('period_months', sa.Integer(), nullable=False),
+    sa.Column('fee', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('fee_timing', sa.String(length=8), nullable=False),
+    sa.Column('grace_days', sa.Integer(), nullable=False),
+    sa.Column('minimum_charge', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('escalation_percent', sa.Numeric(precision=6, scale=3), nullable=False),
+    sa.Column('estimate_missing', sa.Boolean(), nullable=False),
+    sa.Column('vat_rate', sa.Numeric(precision=5, scale=2), nullable=False),
+    sa.Column('auto_renew', sa.Boolean(), nullable=False),
+    sa.Column('renewal_months', sa.Integer(), nullable=False),
+    sa.Column('notice_days', sa.Integer(), nullable=False),
+    sa.Column('invoice_notes', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("fee_timing IN ('advance', 'arrears')", name=op.f('ck_rentals_contract_fee_timing_known')),
+    sa.CheckConstraint("state IN ('draft', 'active', 'suspended', 'ended')", name=op.f('ck_rentals_contract_state_known')),
+    sa.CheckConstraint('end_date IS NULL OR end_date >= start_date', name=op.f('ck_rentals_contract_dates_ordered')),
+    sa.CheckConstraint('escalation_percent >= 0', name=op.f('ck_rentals_contract_escalation_not_negative')),
+    sa.CheckConstraint('fee >= 0', name=op.f('ck_rentals_contract_fee_not_negative')),
+    sa.CheckConstraint('grace_days >= 0', name=op.f('ck_rentals_contract_grace_days_not_negative')),
+    sa.CheckConstraint('minimum_charge IS NULL OR minimum_charge >= 0', name=op.f('ck_rentals_contract_minimum_not_negative')),
+    sa.CheckConstraint('notice_days >= 0', name=op.f('ck_rentals_contract_notice_days_not_negative')),
+    sa.CheckConstraint('period_months IN (1, 2, 3, 6, 12)', name=op.f('ck_rentals_contract_period_months_known')),
+    sa.CheckConstraint('renewal_months > 0', name=op.f('ck_rentals_contract_renewal_months_positive')),
+    sa.CheckConstraint('vat_rate >= 0', name=op.f('ck_rentals_contract_vat_rate_not_negative')),
+    sa.ForeignKeyConstraint(['customer_id'], ['core_partner.id'], name=op.f('fk_rentals_contract_customer_id_core_partner')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_contract')),
+    sa.UniqueConstraint('number', name=op.f('uq_rentals_contract_number'))
+    )
+    with op.batch_alter_table('rentals_contract', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rentals_contract_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rentals_contract_state'), ['state'], unique=False)
+
     op.create_table('rentals_device_model',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('manufacturer_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('meters', sa.JSON(), nullable=False),
+    sa.Column('color', sa.Boolean(), nullable=False),
+    sa.Column('paper_format', sa.String(length=2), nullable=False),
+    sa.CheckConstraint("paper_format IN ('A4', 'A3')", name=op.f('ck_rentals_device_model_paper_format_known')),
     sa.ForeignKeyConstraint(['manufacturer_id'], ['rentals_manufacturer.id'], name=op.f('fk_rentals_device_model_manufacturer_id_rentals_manufacturer')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_device_model')),
     sa.UniqueConstraint('manufacturer_id', 'name', name=op.f('uq_rentals_device_model_manufacturer_id_name'))
@@ -35,15 +83,49 @@ def upgrade() -> None:
     with op.batch_alter_table('rentals_device_model', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rentals_device_model_manufacturer_id'), ['manufacturer_id'], unique=False)
 
-    op.create_table('rentals_device',
+    op.create_table('rentals_allowance',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('meter', sa.String(length=20), nullable=False),
+    sa.Column('included', sa.Integer(), nullable=False),
+    sa.Column('pooled', sa.Boolean(), nullable=False),
+    sa.CheckConstraint('included >= 0', name=op.f('ck_rentals_allowance_included_not_negative')),
+    sa.ForeignKeyConstraint(['contract_id'], ['rentals_contract.id'], name=op.f('fk_rentals_allowance_contract_id_rentals_contract'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['meter'], ['rentals_meter_type.code'], name=op.f('fk_rentals_allowance_meter_rentals_meter_type')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_allowance')),
+    sa.UniqueConstraint('contract_id', 'meter', name=op.f('uq_rentals_allowance_contract_id_meter'))
+    )
+    with op.batch_alter_table('rentals_allowance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rentals_allowance_contract_id'), ['contract_id'], unique=False)
+
+    op.create_table('rentals_consumable',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=60), nullable=False),
+    sa.Column('colour', sa.String(length=10), nullable=False),
+    sa.Column('rated_yield', sa.Integer(), nullable=False),
+    sa.CheckConstraint("colour IN ('black', 'cyan', 'magenta', 'yellow')", name=op.f('ck_rentals_consumable_colour_known')),
+    sa.CheckConstraint('rated_yield > 0', name=op.f('ck_rentals_consumable_rated_yield_positive')),
+    sa.ForeignKeyConstraint(['model_id'], ['rentals_device_model.id'], name=op.f('fk_rentals_consumable_model_id_rentals_device_model'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_consumable')),
+    sa.UniqueConstraint('model_id', 'code', name=op.f('uq_rentals_consumable_model_id_code'))
+    )
+    with op.batch_alter_table('rentals_consumable', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rentals_consumable_model_id'), ['model_id'], unique=False)
+
+    op.create_table('rentals_device',
+    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('manufacturer_id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
     sa.Column('serial', sa.String(length=60), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('asset_tag', sa.String(length=60), nullable=True),
+    sa.Column('ip_address', sa.String(length=45), nullable=True),
     sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('site', sa.String(length=200), nullable=True),
     sa.Column('notes', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('in_stock', 'installed', 'in_repair', 'retired')", name=op.f('ck_rentals_device_status_known')),
     sa.ForeignKeyConstraint(['customer_id'], ['core_partner.id'], name=op.f('fk_rentals_device_customer_id_core_partner')),
     sa.ForeignKeyConstraint(['manufacturer_id'], ['rentals_manufacturer.id'], name=op.f('fk_rentals_device_manufacturer_id_rentals_manufacturer')),
     sa.ForeignKeyConstraint(['model_id'], ['rentals_device_model.id'], name=op.f('fk_rentals_device_model_id_rentals_device_model')),
@@ -53,20 +135,126 @@ def upgrade() -> None:
     with op.batch_alter_table('rentals_device', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rentals_device_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_rentals_device_model_id'), ['model_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rentals_device_serial'), ['serial'], unique=False)
+
+    op.create_table('rentals_model_meter',
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('meter_code', sa.String(length=20), nullable=False),
+    sa.ForeignKeyConstraint(['meter_code'], ['rentals_meter_type.code'], name=op.f('fk_rentals_model_meter_meter_code_rentals_meter_type')),
+    sa.ForeignKeyConstraint(['model_id'], ['rentals_device_model.id'], name=op.f('fk_rentals_model_meter_model_id_rentals_device_model'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('model_id', 'meter_code', name=op.f('pk_rentals_model_meter'))
+    )
+    op.create_table('rentals_contract_line',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('device_id', sa.Integer(), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=True),
+    sa.CheckConstraint('end_date IS NULL OR end_date >= start_date', name=op.f('ck_rentals_contract_line_dates_ordered')),
+    sa.ForeignKeyConstraint(['contract_id'], ['rentals_contract.id'], name=op.f('fk_rentals_contract_line_contract_id_rentals_contract'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['device_id'], ['rentals_device.id'], name=op.f('fk_rentals_contract_line_device_id_rentals_device')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_contract_line'))
+    )
+    with op.batch_alter_table('rentals_contract_line', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rentals_contract_line_contract_id'), ['contract_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rentals_contract_line_device_id'), ['device_id'], unique=False)
+        batch_op.create_index('uq_rentals_contract_line_open_device', ['device_id'], unique=True, sqlite_where=sa.text('end_date IS NULL'), postgresql_where=sa.text('end_date IS NULL'))
+
+    op.create_table('rentals_installation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('device_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('site', sa.String(length=200), nullable=True),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=True),
+    sa.CheckConstraint('end_date IS NULL OR end_date >= start_date', name=op.f('ck_rentals_installation_dates_ordered')),
+    sa.ForeignKeyConstraint(['customer_id'], ['core_partner.id'], name=op.f('fk_rentals_installation_customer_id_core_partner')),
+    sa.ForeignKeyConstraint(['device_id'], ['rentals_device.id'], name=op.f('fk_rentals_installation_device_id_rentals_device'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_installation'))
+    )
+    with op.batch_alter_table('rentals_installation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rentals_installation_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_rentals_installation_device_id'), ['device_id'], unique=False)
+
+    op.create_table('rentals_price_band',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('allowance_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('up_to', sa.BigInteger(), nullable=True),
+    sa.Column('price', sa.Numeric(precision=12, scale=6), nullable=False),
+    sa.CheckConstraint('price >= 0', name=op.f('ck_rentals_price_band_price_not_negative')),
+    sa.CheckConstraint('up_to IS NULL OR up_to > 0', name=op.f('ck_rentals_price_band_up_to_positive')),
+    sa.ForeignKeyConstraint(['allowance_id'], ['rentals_allowance.id'], name=op.f('fk_rentals_price_band_allowance_id_rentals_allowance'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_price_band')),
+    sa.UniqueConstraint('allowance_id', 'position', name=op.f('uq_rentals_price_band_allowance_id_position'))
+    )
+    with op.batch_alter_table('rentals_price_band', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rentals_price_band_allowance_id'), ['allowance_id'], unique=False)
+
+    op.create_table('rentals_line_counter',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('line_id', sa.Integer(), nullable=False),
+    sa.Column('meter', sa.String(length=20), nullable=False),
+    sa.Column('start_value', sa.BigInteger(), nullable=False),
+    sa.Column('end_value', sa.BigInteger(), nullable=True),
+    sa.CheckConstraint('end_value IS NULL OR end_value >= 0', name=op.f('ck_rentals_line_counter_end_value_not_negative')),
+    sa.CheckConstraint('start_value >= 0', name=op.f('ck_rentals_line_counter_start_value_not_negative')),
+    sa.ForeignKeyConstraint(['line_id'], ['rentals_contract_line.id'], name=op.f('fk_rentals_line_counter_line_id_rentals_contract_line'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['meter'], ['rentals_meter_type.code'], name=op.f('fk_rentals_line_counter_meter_rentals_meter_type')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rentals_line_counter')),
+    sa.UniqueConstraint('line_id', 'meter', name=op.f('uq_rentals_line_counter_line_id_meter'))
+    )
+    with op.batch_alter_table('rentals_line_counter', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rentals_line_counter_line_id'), ['line_id'], unique=False)
 
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('rentals_line_counter', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rentals_line_counter_line_id'))
+
+    op.drop_table('rentals_line_counter')
+    with op.batch_alter_table('rentals_price_band', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rentals_price_band_allowance_id'))
+
+    op.drop_table('rentals_price_band')
+    with op.batch_alter_table('rentals_installation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rentals_installation_device_id'))
+        batch_op.drop_index(batch_op.f('ix_rentals_installation_customer_id'))
+
+    op.drop_table('rentals_installation')
+    with op.batch_alter_table('rentals_contract_line', schema=None) as batch_op:
+        batch_op.drop_index('uq_rentals_contract_line_open_device', sqlite_where=sa.text('end_date IS NULL'), postgresql_where=sa.text('end_date IS NULL'))
+        batch_op.drop_index(batch_op.f('ix_rentals_contract_line_device_id'))
+        batch_op.drop_index(batch_op.f('ix_rentals_contract_line_contract_id'))
+
+    op.drop_table('rentals_contract_line')
+    op.drop_table('rentals_model_meter')
     with op.batch_alter_table('rentals_device', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rentals_device_serial'))
         batch_op.drop_index(batch_op.f('ix_rentals_device_model_id'))
         batch_op.drop_index(batch_op.f('ix_rentals_device_customer_id'))
 
     op.drop_table('rentals_device')
+    with op.batch_alter_table('rentals_consumable', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rentals_consumable_model_id'))
+
+    op.drop_table('rentals_consumable')
+    with op.batch_alter_table('rentals_allowance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rentals_allowance_contract_id'))
+
+    op.drop_table('rentals_allowance')
     with op.batch_alter_table('rentals_device_model', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rentals_device_model_manufacturer_id'))
 
     op.drop_table('rentals_device_model')
+    with op.batch_alter_table('rentals_contract', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rentals_contract_state'))
+        batch_op.drop_index(batch_op.f('ix_rentals_contract_customer_id'))
+
+    op.drop_table('rentals_contract')
+    op.drop_table('rentals_meter_type')
     op.drop_table('rentals_manufacturer')
     # ### end Alembic commands ###
