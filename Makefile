@@ -6,7 +6,7 @@ FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test lint format worker install install-dev translations clean
+.PHONY: run test lint format worker install install-dev translations messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,19 @@ install-dev: $(VENV)/.installed-dev translations
 # Compile the gettext catalogues (.po -> .mo) of core and of every module.
 translations: $(VENV)/.installed
 	@for dir in core/translations modules/*/translations; do \
-		[ -d "$$dir" ] && $(BIN)/pybabel compile -q -f -d "$$dir" || true; \
+		if [ -d "$$dir" ]; then $(BIN)/pybabel -q compile -d "$$dir" || exit 1; fi; \
+	done
+
+# Extract every marked string (babel.cfg) into core/translations/messages.pot, then merge it into each language's
+# catalogue (created when missing). Translate the new entries in the it and es .po files afterwards (docs/i18n.md).
+LANGUAGES      := it en es
+BABEL_KEYWORDS := _l lazy_gettext _n:1,2 lazy_ngettext:1,2
+messages: $(VENV)/.installed
+	$(BIN)/pybabel -q extract -F babel.cfg $(addprefix -k ,$(BABEL_KEYWORDS)) --add-location=file \
+		--project=Copydesk --copyright-holder=Copydesk -o core/translations/messages.pot .
+	@for lang in $(LANGUAGES); do \
+		$(BIN)/pybabel -q update -i core/translations/messages.pot -d core/translations -l $$lang \
+			--init-missing --ignore-obsolete --no-fuzzy-matching || exit 1; \
 	done
 
 run: install

@@ -58,6 +58,8 @@ class ModuleContext:
         if translations.is_dir():
             dirs = self.app.config["BABEL_TRANSLATION_DIRECTORIES"]
             self.app.config["BABEL_TRANSLATION_DIRECTORIES"] = f"{dirs};{translations}"
+            # Flask-Babel read that setting once, in init_app: add the folder to the list it searches.
+            self.app.extensions["babel"].translation_directories.append(str(translations))
 
     def add_models(self, models_module: ModuleType) -> None:
         """Declare the module's tables; each must carry the module's prefix (`metering_reading`)."""

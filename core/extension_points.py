@@ -41,7 +41,19 @@ class BillableSource(Protocol):
     name: str
 
     def billable_lines(self, customer_id: int, as_of: dt.date) -> list[BillableLine]:
-        """Every line due by `as_of` that is not yet billed; must not write anything."""
+        """Every line due by `as_of` (invoicing skips the `(source, source_ref)` already billed); must not write."""
+
+
+@runtime_checkable
+class MissingReadingsReporter(Protocol):
+    """Optional second method of a BillableSource: what it could not bill for lack of readings.
+
+    A billing run calls it on every source that has it and lists the result on the run. Each dict has the keys
+    `contract_id`, `device_id`, `meter`, `period_start`, `period_end` (ints, a meter code, dates).
+    """
+
+    def missing_readings(self, customer_id: int, as_of: dt.date) -> list[dict[str, Any]]:
+        """The periods of `customer_id` whose overage waits for a closing reading as of `as_of`; must not write."""
 
 
 @dataclass(frozen=True)

@@ -224,11 +224,11 @@ def test_customer_changes_password_inside_the_portal(app, client):
         make_user("anna@studio.it", "customer_user", customer_id=make_customer())
     login(client, "anna@studio.it", url="/portal/login")
     page = client.get("/account/password").get_data(as_text=True)
-    assert "Customer portal" in page
+    assert "Portale clienti" in page  # the customer (make_customer) is Italian
     response = post_form(
         client,
         "/account/password",
         {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
     )
     assert response.headers["Location"] == "/portal/"
-    assert "Other devices were logged out" in client.get("/portal/").get_data(as_text=True)
+    assert "Gli altri dispositivi sono stati disconnessi" in client.get("/portal/").get_data(as_text=True)

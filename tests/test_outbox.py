@@ -229,7 +229,7 @@ def test_without_mail_server_the_email_is_kept_and_readable_in_the_outbox(app, d
     assert "No mail server is configured." in listing
     assert 'data-status="kept"' in listing
     assert "anna@studiobianchi.example" in listing
-    assert "Copydesk test email" in listing
+    assert "Email di prova di Copydesk" in listing  # the subject, written in the recipient's Italian
 
     page = client.get(f"/admin/outbox/{message.id}").get_data(as_text=True)
     assert "Send again" in page

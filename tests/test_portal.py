@@ -60,7 +60,7 @@ def test_portal_home_greets_the_customer_and_offers_a_logout(app):
     assert "Anna Bianchi" in page
     assert "Studio Bianchi" in page
     assert 'action="/logout"' in page
-    assert "Change password" in page
+    assert "Cambia password" in page  # in the customer's Italian
 
 
 def test_portal_lists_the_entries_the_role_may_open(app, module_links):
@@ -101,7 +101,7 @@ def test_language_switcher_refuses_unknown_languages_and_foreign_next(app):
         client, "/account/language", {"language": "de", "next": "https://evil.com/"}, form_url="/portal/"
     )
     assert response.headers["Location"] == "/portal/"
-    assert "Unknown language de" in client.get("/portal/").get_data(as_text=True)
+    assert "Lingua de sconosciuta" in client.get("/portal/").get_data(as_text=True)
 
 
 def test_portal_login_page_is_light_and_phone_friendly(app, client):

@@ -215,8 +215,8 @@ def test_portal_pages_work_under_the_policy_on_a_phone(app, live_server, browser
     page.wait_for_url(f"{live_server}/portal/")
     assert page.evaluate("window.__violations") == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert page.locator("h1").inner_text() == "Hello, Anna Bianchi"
+    assert page.locator("h1").inner_text() == "Ciao, Anna Bianchi"  # the customer (make_customer) is Italian
     _visit(page, f"{live_server}/account/password")
-    page.click("button:has-text('Log out')")
+    page.click("button:has-text('Esci')")
     page.wait_for_url(f"{live_server}/portal/login")
     _visit(page, f"{live_server}/forgot-password")

@@ -1,0 +1,103 @@
+"""Browser fixtures: the real app with demo data served on 127.0.0.1 in a thread, and Debian's Chromium via Playwright.
+
+CHROMIUM_PATH names the browser (default: `chromium` on PATH); without one the tests are skipped, unless
+REQUIRE_SERVICES=1, which fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from werkzeug.serving import make_server
+
+from conftest import REQUIRE_SERVICES, make_app, migrate
+from core.extensions import babel
+from tests.i18n_support import compile_catalogues
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def chromium_path() -> str | None:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    return path if path and os.path.exists(path) else None
+
+
+@dataclass
+class BrowserPage:
+    """A page in a fresh browser context, with every console error and uncaught exception it produced."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[str]:
+    """The app on its own migrated SQLite database with the demo data, at http://127.0.0.1:<free port>."""
+    compile_catalogues()
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.sqlite'}"
+    migrate(make_app(url))
+    app = make_app(url)  # rebuilt after migrating, as a real restart would be
+    loaded = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert loaded.exit_code == 0, loaded.output
+    with app.app_context():
+        babel.domain_instance.cache.clear()  # per process: an earlier test may have cached uncompiled catalogues
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="browser-test-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    with app.app_context():
+        from core.db import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session."""
+    path = chromium_path()
+    if path is None:
+        message = "no Chromium: install Debian's chromium or set CHROMIUM_PATH"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{message} (REQUIRE_SERVICES=1)")
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser, live_server) -> Iterator[Callable[..., BrowserPage]]:
+    """`open_page(locale="it-IT")`: a page in a fresh context (no cookies), its base URL the live server."""
+    contexts = []
+
+    def new_page(**context_options) -> BrowserPage:
+        context = browser.new_context(base_url=live_server, **context_options)
+        contexts.append(context)
+        context.set_default_timeout(10_000)
+        opened = BrowserPage(context.new_page())
+        context.on(
+            "console", lambda message: message.type == "error" and opened.errors.append(f"console: {message.text}")
+        )
+        context.on("weberror", lambda error: opened.errors.append(f"uncaught: {error.error}"))
+        return opened
+
+    yield new_page
+    for context in contexts:
+        context.close()

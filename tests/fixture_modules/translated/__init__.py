@@ -1,0 +1,1 @@
+"""Fixture modules for the translation tests."""

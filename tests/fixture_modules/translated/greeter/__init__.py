@@ -1,0 +1,1 @@
+"""Fixture module greeter: a page whose text is translated by the module's own catalogue."""
