@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from core import admin, audit, cli, health, i18n  # noqa: F401  (audit registers its session listeners)
+from core import admin, audit, cli, errors, health, i18n  # noqa: F401  (audit registers its session listeners)
 from core.config import ROOT, load_config
 from core.context import AppRegistry
 from core.db import db
@@ -40,7 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from core import api, auth, jobs, outbox, partners, portal, security
 
-    for feature in (health, cli, auth, portal, partners, jobs, outbox, api, security):
+    for feature in (health, errors, cli, auth, portal, partners, jobs, outbox, api, security):
         feature.init_app(app)
 
     load_modules(app, registry)

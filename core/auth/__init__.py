@@ -40,6 +40,8 @@ def load_user(user_id: str) -> User | None:
 def _template_helpers() -> dict:
     def lang_url(code: str) -> str:
         """The current page in another language, for visitors who are not logged in."""
+        if request.endpoint is None:  # an error page for an unknown address
+            return f"{request.path}?lang={code}"
         return url_for(request.endpoint, **{**(request.view_args or {}), **request.args.to_dict(), "lang": code})
 
     def company_name() -> str:
