@@ -112,6 +112,34 @@ _vat_validator = _form_validator(normalize_vat, with_country=True)
 _fiscal_code_validator = _form_validator(normalize_fiscal_code, with_country=True)
 
 
+# Field labels shared by the partner and company forms and lists.
+FIELD_LABELS = {
+    "name": _l("Legal name"),
+    "vat_number": _l("VAT number"),
+    "fiscal_code": _l("Fiscal code"),
+    "email": _l("Email"),
+    "pec": _l("PEC (certified email)"),
+    "sdi_code": _l("SDI code (e-invoice)"),
+    "phone": _l("Phone"),
+    "language": _l("Language"),
+    "payment_terms_days": _l("Payment terms (days)"),
+    "payment_end_of_month": _l("Payment at end of month"),
+    "is_customer": _l("Customer"),
+    "is_supplier": _l("Supplier"),
+    "active": _l("Active"),
+    "notes": _l("Notes"),
+    "street": _l("Street"),
+    "city": _l("City"),
+    "postal_code": _l("Postal code"),
+    "province": _l("Province"),
+    "country": _l("Country (ISO code)"),
+    "iban": _l("IBAN"),
+    "tax_regime": _l("Tax regime (FatturaPA)"),
+    "contacts": _l("Contacts"),
+    "created_at": _l("Created"),
+}
+
+
 class PartnerView(SecuredModelView):
     permission = "partners.view"
     edit_permission = "partners.edit"
@@ -119,8 +147,22 @@ class PartnerView(SecuredModelView):
     column_searchable_list = ("name", "vat_number", "fiscal_code", "email", "city")
     column_filters = ("is_customer", "is_supplier", "active", "city", "province", "language")
     column_default_sort = "name"
+    column_labels = FIELD_LABELS
     form_excluded_columns = ("created_at",)
-    inline_models = (PartnerContact,)
+    inline_models = (
+        (
+            PartnerContact,
+            {
+                "column_labels": {
+                    "name": _l("Name"),
+                    "email": _l("Email"),
+                    "phone": _l("Phone"),
+                    "receives_readings": _l("Receives reading requests"),
+                    "receives_invoices": _l("Receives invoices"),
+                }
+            },
+        ),
+    )
     form_choices = {"language": [("it", "Italiano"), ("en", "English"), ("es", "Español")]}
     form_args = {
         "vat_number": {"validators": [_vat_validator]},
@@ -149,6 +191,7 @@ class CompanyView(SecuredModelView):
     permission = "company.manage"
     edit_permission = "company.manage"
     column_list = ("name", "vat_number", "city", "iban")
+    column_labels = FIELD_LABELS
     form_excluded_columns = ("logo", "logo_mimetype")
     form_extra_fields = {
         "logo_upload": FileField(_l("Logo (PNG or JPEG, printed on invoices)"), validators=[_logo_validator])

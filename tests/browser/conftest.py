@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Page, sync_playwright
 from werkzeug.serving import make_server
 
@@ -45,8 +46,8 @@ class BrowserPage:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> Iterator[str]:
-    """The app on its own migrated SQLite database with the demo data, at http://127.0.0.1:<free port>."""
+def live_app(tmp_path_factory) -> Iterator[Flask]:
+    """The app the live server runs, on its own migrated SQLite database with the demo data: for checking its rows."""
     compile_catalogues()
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.sqlite'}"
     migrate(make_app(url))
@@ -55,16 +56,22 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     assert loaded.exit_code == 0, loaded.output
     with app.app_context():
         babel.domain_instance.cache.clear()  # per process: an earlier test may have cached uncompiled catalogues
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    yield app
+    with app.app_context():
+        from core.db import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app) -> Iterator[str]:
+    """The live app at http://127.0.0.1:<free port>."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="browser-test-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
-    with app.app_context():
-        from core.db import db
-
-        db.engine.dispose()
 
 
 @pytest.fixture(scope="session")
