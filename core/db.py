@@ -40,3 +40,11 @@ def _dispose_pools_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_dispose_pools_in_child)
+
+
+def savepoint_committed(session) -> bool:
+    """In an `after_commit` hook: True when only a savepoint was released and the real transaction is still open.
+
+    SQLAlchemy runs `after_commit` for savepoints too; work meant for after the real commit must wait.
+    """
+    return session.in_nested_transaction()

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from core import jobs, signals
 from core.admin import SecuredView
-from core.db import db, utcnow
+from core.db import db, savepoint_committed, utcnow
 from core.extensions import mail
 from core.models import Company, OutboxAttachment, OutboxMessage
 
@@ -126,6 +126,8 @@ def requeue(message: OutboxMessage) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _enqueue_committed(session: Session) -> None:
+    if savepoint_committed(session):
+        return
     for message in session.info.pop(_QUEUED, []):
         state = sa.inspect(message)
         if not state.persistent:  # rolled back inside a savepoint

@@ -293,3 +293,15 @@ def test_invalid_recipient_is_rejected_and_nothing_is_queued(app, db_session):
         queue_email(["anna@"], "core/test", "it", context={"sent_on": SENT_ON})
     db_session.commit()
     assert db_session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 0
+
+
+def test_email_queued_before_a_savepoint_is_sent_at_the_real_commit(mail_app, smtp_server):
+    """Releasing a savepoint is not the commit: the email waits for it, and is not lost."""
+    message = queue_test_email()
+    with db.session.begin_nested():
+        db.session.add(User(email="nested@dealer.example", name="Nested", role="technician"))
+    assert smtp_server.messages == []
+    db.session.commit()
+
+    assert smtp_server.wait_for(1)[0]["To"] == "anna@studiobianchi.example"
+    assert message_status(message.id).status == "sent"
