@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 
 from core.db import db
 from core.extensions import limiter
@@ -22,9 +21,9 @@ def _fresh_limits(app):
 def module_links(app):
     """Two entries as modules would register them, removed afterwards (the app is shared by the tests)."""
     before = list(app.extensions.get(LINKS_KEY, []))
-    register_portal_link(app, "health.healthz", _l("Invoices"), icon="invoice", permission="portal.invoices")
+    register_portal_link(app, "health.healthz", "Fixture invoices", icon="invoice", permission="portal.invoices")
     register_portal_link(
-        app, "auth.forgot_password", _l("Send meter readings"), icon="gauge", permission="portal.readings", order=10
+        app, "auth.forgot_password", "Fixture readings", icon="gauge", permission="portal.readings", order=10
     )
     yield
     app.extensions[LINKS_KEY] = before
@@ -65,12 +64,12 @@ def test_portal_home_greets_the_customer_and_offers_a_logout(app):
 
 def test_portal_lists_the_entries_the_role_may_open(app, module_links):
     admin_page = _customer_client(app, "customer_admin").get("/portal/").get_data(as_text=True)
-    assert "Invoices" in admin_page
-    assert "Send meter readings" in admin_page
-    assert admin_page.index("Send meter readings") < admin_page.index("Invoices")
+    assert "Fixture invoices" in admin_page
+    assert "Fixture readings" in admin_page
+    assert admin_page.index("Fixture readings") < admin_page.index("Fixture invoices")
     user_page = _customer_client(app, "customer_user").get("/portal/").get_data(as_text=True)
-    assert "Send meter readings" in user_page
-    assert "Invoices" not in user_page
+    assert "Fixture readings" in user_page
+    assert "Fixture invoices" not in user_page
 
 
 def test_registering_a_link_twice_or_with_an_unknown_icon_fails_loudly(app, module_links):
