@@ -9,6 +9,7 @@ from core.context import ModuleContext
 
 def setup(ctx: ModuleContext) -> None:
     from modules.rentals import admin, api, models
+    from modules.rentals.billing import RentalFeeSource
     from modules.rentals.demo import load_demo
     from modules.rentals.views import bp
 
@@ -25,3 +26,4 @@ def setup(ctx: ModuleContext) -> None:
     ctx.add_admin_view(model_view(admin.MeterTypeView, models.MeterType, _l("Meter types"), "rentals_meter_type"))
     ctx.add_admin_view(admin.ImportView(name=_l("Import"), endpoint="rentals_import"))
     ctx.add_demo_data(load_demo)
+    ctx.register("billable_source", RentalFeeSource())

@@ -1,0 +1,1 @@
+"""Invoicing: invoices, credit notes and billing runs over every enabled BillableSource."""

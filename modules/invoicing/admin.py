@@ -1,0 +1,195 @@
+"""Back office: billing runs (start, progress, review against the previous invoice, post) and invoices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask import Response, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from core.admin import SecuredView
+from core.db import db
+from core.models import Partner
+from core.settings import get_setting
+from modules.invoicing import fatturapa, pdf, runs, services
+from modules.invoicing.models import INVOICE_STATES, BillingRun, Invoice
+
+DEFAULT_REVIEW_THRESHOLD = 20
+PAGE_SIZE = 50
+
+
+def review_threshold() -> Decimal:
+    return Decimal(str(get_setting("invoicing.review_threshold_percent", DEFAULT_REVIEW_THRESHOLD)))
+
+
+def review_rows(run_id: int) -> list[dict]:
+    """Each invoice of a run with the previous invoice of its contract and whether the change needs a look."""
+    threshold = review_threshold()
+    rows = []
+    for invoice in runs.run_invoices(run_id):
+        previous = services.previous_invoice(invoice)
+        change = services.change_percent(invoice, previous)
+        rows.append(
+            {
+                "invoice": invoice,
+                "previous": previous,
+                "change": change,
+                "flagged": change is not None and abs(change) > threshold,
+            }
+        )
+    return rows
+
+
+def _post_many(invoices: list[Invoice]) -> None:
+    """Post each draft in its own transaction, reporting what was numbered and what could not be."""
+    numbers, failures = [], []
+    for invoice in invoices:
+        try:
+            services.post(invoice)
+            db.session.commit()
+            numbers.append(invoice.number)
+        except services.InvoicingError as error:
+            db.session.rollback()
+            failures.append(f"#{invoice.id}: {'; '.join(error.errors.values())}")
+    if numbers:
+        flash(_("Posted %(count)d document(s): %(numbers)s", count=len(numbers), numbers=", ".join(numbers)), "success")
+    for failure in failures:
+        flash(failure, "error")
+    if not numbers and not failures:
+        flash(_("Nothing to post: choose at least one draft."), "warning")
+
+
+def _download(content: bytes, mimetype: str, name: str) -> Response:
+    response = Response(content, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+class BillingRunsView(SecuredView):
+    """Start a run, watch it progress, review its drafts against the previous invoices, post them."""
+
+    permission = "billing.manage"
+
+    @expose("/")
+    def index(self):
+        recent = db.session.scalars(sa.select(BillingRun).order_by(BillingRun.id.desc()).limit(PAGE_SIZE)).all()
+        return self.render("admin/invoicing_runs.html", runs=recent, today=dt.date.today())
+
+    @expose("/start", methods=["POST"])
+    def start(self):
+        try:
+            as_of = dt.date.fromisoformat(request.form.get("as_of", "").strip())
+        except ValueError:
+            flash(_("As of: enter a date (YYYY-MM-DD)."), "error")
+            return redirect(url_for(".index"))
+        run = runs.create_run(as_of, current_user.id)
+        db.session.commit()
+        runs.launch_run(run.id)
+        return redirect(url_for(".details", run_id=run.id))
+
+    @expose("/<int:run_id>")
+    def details(self, run_id: int):
+        run = db.get_or_404(BillingRun, run_id)
+        customers = dict(db.session.execute(sa.select(Partner.id, Partner.name)).all())
+        return self.render(
+            "admin/invoicing_run.html",
+            run=run,
+            rows=review_rows(run.id),
+            missing=runs.run_issues(run.id, "missing"),
+            errors=runs.run_issues(run.id, "error"),
+            customers=customers,
+            threshold=review_threshold(),
+            refresh=run.status in ("queued", "running"),
+            percent=int(run.done * 100 / run.total) if run.total else 100,
+        )
+
+    @expose("/<int:run_id>/post", methods=["POST"])
+    def post(self, run_id: int):
+        db.get_or_404(BillingRun, run_id)
+        query = sa.select(Invoice).where(Invoice.billing_run_id == run_id, Invoice.state == "draft")
+        if request.form.get("all") != "1":
+            chosen = [int(value) for value in request.form.getlist("invoice_id") if value.isdigit()]
+            query = query.where(Invoice.id.in_(chosen))
+        _post_many(list(db.session.scalars(query.order_by(Invoice.id))))
+        return redirect(url_for(".details", run_id=run_id))
+
+
+class InvoicesView(SecuredView):
+    """Every invoice and credit note: read, post, cancel, credit, download the PDF and the FatturaPA XML."""
+
+    permission = "billing.manage"
+
+    @expose("/")
+    def index(self):
+        state = request.args.get("state")
+        query = sa.select(Invoice).order_by(Invoice.id.desc())
+        if state in INVOICE_STATES:
+            query = query.where(Invoice.state == state)
+        search = request.args.get("q", "").strip()
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.join(Invoice.customer).where(
+                sa.or_(Partner.name.ilike(pattern, escape="\\"), Invoice.number.ilike(pattern, escape="\\"))
+            )
+        page = db.paginate(query, per_page=PAGE_SIZE, error_out=False)
+        return self.render(
+            "admin/invoicing_invoices.html", page=page, state=state, search=search, states=INVOICE_STATES
+        )
+
+    @expose("/<int:invoice_id>")
+    def details(self, invoice_id: int):
+        invoice = db.get_or_404(Invoice, invoice_id)
+        credit_notes = db.session.scalars(
+            sa.select(Invoice).where(Invoice.original_id == invoice.id).order_by(Invoice.id)
+        ).all()
+        return self.render("admin/invoicing_invoice.html", invoice=invoice, credit_notes=credit_notes)
+
+    @expose("/<int:invoice_id>/post", methods=["POST"])
+    def post(self, invoice_id: int):
+        _post_many([db.get_or_404(Invoice, invoice_id)])
+        return redirect(url_for(".details", invoice_id=invoice_id))
+
+    @expose("/<int:invoice_id>/cancel", methods=["POST"])
+    def cancel(self, invoice_id: int):
+        invoice = db.get_or_404(Invoice, invoice_id)
+        try:
+            services.cancel(invoice)
+            db.session.commit()
+            flash(_("The draft is cancelled: its lines can be billed again."), "success")
+        except services.InvoicingError as error:
+            db.session.rollback()
+            flash("; ".join(error.errors.values()), "error")
+        return redirect(url_for(".details", invoice_id=invoice_id))
+
+    @expose("/<int:invoice_id>/credit-note", methods=["POST"])
+    def credit_note(self, invoice_id: int):
+        invoice = db.get_or_404(Invoice, invoice_id)
+        line_ids = [int(value) for value in request.form.getlist("line_id") if value.isdigit()]
+        try:
+            note = services.create_credit_note(invoice, line_ids or None)
+            db.session.commit()
+        except services.InvoicingError as error:
+            db.session.rollback()
+            flash("; ".join(error.errors.values()), "error")
+            return redirect(url_for(".details", invoice_id=invoice_id))
+        flash(_("Draft credit note created: check it and post it."), "success")
+        return redirect(url_for(".details", invoice_id=note.id))
+
+    @expose("/<int:invoice_id>/pdf")
+    def pdf(self, invoice_id: int):
+        name, content = pdf.pdf_for(db.get_or_404(Invoice, invoice_id))
+        db.session.commit()
+        return _download(content, "application/pdf", name)
+
+    @expose("/<int:invoice_id>/fatturapa")
+    def fatturapa(self, invoice_id: int):
+        invoice = db.get_or_404(Invoice, invoice_id)
+        try:
+            return _download(fatturapa.build(invoice), "application/xml", fatturapa.file_name(invoice))
+        except services.InvoicingError as error:
+            flash("; ".join(error.errors.values()), "error")
+            return redirect(url_for(".details", invoice_id=invoice_id))

@@ -1,0 +1,317 @@
+"""/api/v1/billing-runs and /api/v1/invoices: runs (staff), invoices and credit notes (a customer sees its own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import Select
+
+from core.api.auth import api_user, require
+from core.api.errors import ApiProblem
+from core.api.fields import DecimalString, String
+from core.api.pagination import PageArgs, page_schema, paginate
+from core.auth.scoping import customer_scoped
+from core.db import db
+from core.permissions import customer_scope
+from modules.invoicing import fatturapa, pdf, runs, services
+from modules.invoicing.models import DOCUMENT_TYPES, INVOICE_STATES, BillingRun, Invoice
+
+MAX_ID = 2**31 - 1
+ID_PATH = f"int(min=1, max={MAX_ID})"
+
+runs_blp = Blueprint("invoicing_runs", __name__, url_prefix="/billing-runs", description="Billing runs.")
+invoices_blp = Blueprint(
+    "invoicing_invoices", __name__, url_prefix="/invoices", description="Invoices and credit notes."
+)
+
+
+def _id(**kwargs: Any) -> ma.fields.Integer:
+    return ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+# Billing runs
+
+
+class RunCreateSchema(ma.Schema):
+    as_of = ma.fields.Date(required=True, metadata={"description": "Bill what is due by this date."})
+
+
+class RunProgressSchema(ma.Schema):
+    done = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True)
+
+
+class MissingReadingSchema(ma.Schema):
+    contract_id = ma.fields.Integer(allow_none=True)
+    device_id = ma.fields.Integer(allow_none=True)
+    meter = ma.fields.String(allow_none=True)
+    period_start = ma.fields.Date(allow_none=True)
+    period_end = ma.fields.Date(allow_none=True)
+
+
+class RunErrorSchema(ma.Schema):
+    customer_id = ma.fields.Integer(allow_none=True)
+    contract_id = ma.fields.Integer(allow_none=True)
+    message = ma.fields.String()
+
+
+class RunCreatedSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    status = ma.fields.String(required=True)
+
+
+class RunSchema(ma.Schema):
+    id = ma.fields.Integer()
+    as_of = ma.fields.Date()
+    status = ma.fields.String(metadata={"enum": ["queued", "running", "done", "failed"]})
+    progress = ma.fields.Nested(RunProgressSchema)
+    invoice_ids = ma.fields.List(ma.fields.Integer())
+    missing_readings = ma.fields.List(ma.fields.Nested(MissingReadingSchema))
+    errors = ma.fields.List(ma.fields.Nested(RunErrorSchema))
+
+    @ma.pre_dump
+    def _gather(self, run: BillingRun, **kwargs: Any) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "as_of": run.as_of,
+            "status": run.status,
+            "progress": {"done": run.done, "total": run.total},
+            "invoice_ids": [invoice.id for invoice in runs.run_invoices(run.id)],
+            "missing_readings": runs.run_issues(run.id, "missing"),
+            "errors": runs.run_issues(run.id, "error"),
+        }
+
+
+@runs_blp.route("")
+class BillingRuns(MethodView):
+    @require("billing.manage")
+    @runs_blp.arguments(RunCreateSchema)
+    @runs_blp.response(202, RunCreatedSchema)
+    def post(self, data: dict[str, Any]):
+        """Start a billing run
+
+        Every enabled billable source is asked, for each customer, what is due by `as_of`; one draft invoice per
+        contract. Runs in background jobs; without Redis (the embedded default) it has finished when this answers.
+        """
+        run = runs.create_run(data["as_of"], api_user().id)
+        db.session.commit()
+        runs.launch_run(run.id)
+        db.session.expire_all()
+        return {"id": run.id, "status": run.status}
+
+
+@runs_blp.route(f"/<{ID_PATH}:run_id>")
+class BillingRunResource(MethodView):
+    @require("billing.manage")
+    @runs_blp.response(200, RunSchema)
+    @runs_blp.alt_response(404, response="NOT_FOUND")
+    def get(self, run_id: int):
+        """Read a billing run: progress, drafts, missing readings, errors"""
+        run = db.session.get(BillingRun, run_id)
+        if run is None:
+            raise ApiProblem(404)
+        return run
+
+
+# Invoices
+
+
+class InvoiceLineSchema(ma.Schema):
+    id = ma.fields.Integer()
+    description = ma.fields.String()
+    quantity = DecimalString()
+    unit = ma.fields.String()
+    unit_price = DecimalString()
+    vat_rate = DecimalString()
+    amount = DecimalString()
+    kind = ma.fields.String()
+    period_start = ma.fields.Date(allow_none=True)
+    period_end = ma.fields.Date(allow_none=True)
+    meter = ma.fields.String(allow_none=True)
+    device_id = ma.fields.Integer(allow_none=True)
+    contract_id = ma.fields.Integer(allow_none=True)
+
+
+class InvoiceSchema(ma.Schema):
+    id = ma.fields.Integer()
+    number = ma.fields.String(allow_none=True)
+    type = ma.fields.String(metadata={"enum": list(DOCUMENT_TYPES)})
+    state = ma.fields.String(metadata={"enum": list(INVOICE_STATES)})
+    customer_id = ma.fields.Integer()
+    contract_id = ma.fields.Integer(allow_none=True)
+    billing_run_id = ma.fields.Integer(allow_none=True)
+    original_id = ma.fields.Integer(allow_none=True, metadata={"description": "The invoice a credit note credits."})
+    issue_date = ma.fields.Date(allow_none=True)
+    due_date = ma.fields.Date(allow_none=True)
+    lines = ma.fields.List(ma.fields.Nested(InvoiceLineSchema))
+    net_total = DecimalString()
+    vat_total = DecimalString()
+    total = DecimalString()
+    email_status = ma.fields.Method("_email_status", metadata={"description": "Outbox status of the email."})
+
+    def _email_status(self, invoice: Invoice) -> str | None:
+        return invoice.email_message.status if invoice.email_message else None
+
+
+class InvoiceListArgs(PageArgs):
+    customer_id = _id()
+    contract_id = _id()
+    billing_run_id = _id()
+    state = String(validate=ma.validate.OneOf(INVOICE_STATES))
+    type = String(validate=ma.validate.OneOf(DOCUMENT_TYPES))
+
+
+class InvoicePostSchema(ma.Schema):
+    issue_date = ma.fields.Date(metadata={"description": "Default: today."})
+
+
+class InvoicePostedSchema(ma.Schema):
+    number = ma.fields.String(required=True)
+
+
+class CreditNoteCreateSchema(ma.Schema):
+    line_ids = ma.fields.List(
+        _id(),
+        validate=ma.validate.Length(min=1, max=10_000),
+        metadata={"description": "Lines of the invoice to credit; all of them when left out."},
+    )
+
+
+def _visible_invoices() -> Select:
+    """Staff see every document; a customer's user only its own customer's posted ones."""
+    query = customer_scoped(db.select(Invoice), Invoice.customer_id, api_user())
+    if customer_scope(api_user()) is not None:
+        query = query.where(Invoice.state == "posted")
+    return query
+
+
+def _get_invoice(invoice_id: int) -> Invoice:
+    invoice = db.session.scalars(_visible_invoices().where(Invoice.id == invoice_id)).first()
+    if invoice is None:
+        raise ApiProblem(404)
+    return invoice
+
+
+def _problem(error: services.InvoicingError, status: int = 422) -> ApiProblem:
+    db.session.rollback()
+    return ApiProblem(status, errors=error.errors)
+
+
+@invoices_blp.route("")
+class Invoices(MethodView):
+    @require("billing.manage", "portal.invoices")
+    @invoices_blp.arguments(InvoiceListArgs, location="query")
+    @invoices_blp.response(200, page_schema(InvoiceSchema))
+    def get(self, args: dict[str, Any]):
+        """List invoices and credit notes
+
+        Newest first. A customer's token lists only its own posted documents.
+        """
+        query = _visible_invoices()
+        for key in ("customer_id", "contract_id", "billing_run_id", "state", "type"):
+            if key in args:
+                query = query.where(getattr(Invoice, key) == args[key])
+        return paginate(query.order_by(Invoice.id.desc()), args)
+
+
+@invoices_blp.route(f"/<{ID_PATH}:invoice_id>")
+class InvoiceResource(MethodView):
+    @require("billing.manage", "portal.invoices")
+    @invoices_blp.response(200, InvoiceSchema)
+    @invoices_blp.alt_response(404, response="NOT_FOUND")
+    def get(self, invoice_id: int):
+        """Read an invoice or credit note"""
+        return _get_invoice(invoice_id)
+
+
+@invoices_blp.route(f"/<{ID_PATH}:invoice_id>/post")
+class PostInvoice(MethodView):
+    @require("billing.manage")
+    @invoices_blp.arguments(InvoicePostSchema)
+    @invoices_blp.response(200, InvoicePostedSchema)
+    @invoices_blp.alt_response(404, response="NOT_FOUND")
+    def post(self, data: dict[str, Any], invoice_id: int):
+        """Post a draft: it gets its number, issue and due dates; the PDF is rendered and emailed in the background"""
+        invoice = _get_invoice(invoice_id)
+        try:
+            services.post(invoice, data.get("issue_date"))
+        except services.InvoicingError as error:
+            raise _problem(error, 409 if "state" in error.errors else 422) from None
+        db.session.commit()
+        return {"number": invoice.number}
+
+
+@invoices_blp.route(f"/<{ID_PATH}:invoice_id>/cancel")
+class CancelInvoice(MethodView):
+    @require("billing.manage")
+    @invoices_blp.response(200, InvoiceSchema)
+    @invoices_blp.alt_response(404, response="NOT_FOUND")
+    def post(self, invoice_id: int):
+        """Cancel a draft: what it billed can be billed again"""
+        invoice = _get_invoice(invoice_id)
+        try:
+            services.cancel(invoice)
+        except services.InvoicingError as error:
+            raise _problem(error, 409) from None
+        db.session.commit()
+        return invoice
+
+
+@invoices_blp.route(f"/<{ID_PATH}:invoice_id>/credit-notes")
+class CreditNotes(MethodView):
+    @require("billing.manage")
+    @invoices_blp.arguments(CreditNoteCreateSchema)
+    @invoices_blp.response(201, InvoiceSchema)
+    @invoices_blp.alt_response(404, response="NOT_FOUND")
+    def post(self, data: dict[str, Any], invoice_id: int):
+        """Create a draft credit note reversing all or some lines of a posted invoice
+
+        Amounts stay positive (the type says it is a credit). Posting it frees the credited lines' billed
+        references, so a corrected line can be billed again.
+        """
+        invoice = _get_invoice(invoice_id)
+        try:
+            note = services.create_credit_note(invoice, data.get("line_ids"))
+        except services.InvoicingError as error:
+            raise _problem(error, 409 if "invoice" in error.errors else 422) from None
+        db.session.commit()
+        return note
+
+
+@invoices_blp.route(f"/<{ID_PATH}:invoice_id>/pdf")
+class InvoicePdfFile(MethodView):
+    @require("billing.manage", "portal.invoices")
+    @invoices_blp.response(200, content_type="application/pdf")
+    @invoices_blp.alt_response(404, response="NOT_FOUND")
+    def get(self, invoice_id: int):
+        """Download the PDF (a posted document's stored copy; a draft's preview)"""
+        invoice = _get_invoice(invoice_id)
+        name, content = pdf.pdf_for(invoice)
+        db.session.commit()
+        return _download(content, "application/pdf", name)
+
+
+@invoices_blp.route(f"/<{ID_PATH}:invoice_id>/fatturapa")
+class InvoiceXml(MethodView):
+    @require("billing.manage", "portal.invoices")
+    @invoices_blp.response(200, content_type="application/xml")
+    @invoices_blp.alt_response(404, response="NOT_FOUND")
+    @invoices_blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def get(self, invoice_id: int):
+        """Download the FatturaPA XML of a posted document"""
+        invoice = _get_invoice(invoice_id)
+        try:
+            content, name = fatturapa.build(invoice), fatturapa.file_name(invoice)
+        except services.InvoicingError as error:
+            raise _problem(error) from None
+        return _download(content, "application/xml", name)
+
+
+def _download(content: bytes, mimetype: str, name: str) -> Response:
+    response = Response(content, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -1,0 +1,27 @@
+"""Invoicing setup: models, API resources, back-office pages, the customer portal's invoices."""
+
+from flask_babel import lazy_gettext as _l
+
+from core.api import register_api
+from core.context import ModuleContext
+from core.portal import register_portal_link
+
+
+def setup(ctx: ModuleContext) -> None:
+    from modules.invoicing import admin, api, models, views
+
+    ctx.add_models(models)
+    ctx.add_blueprint(views.portal_bp)
+    register_api(ctx.app, api.runs_blp)
+    register_api(ctx.app, api.invoices_blp)
+    ctx.add_admin_view(admin.BillingRunsView(name=_l("Billing runs"), endpoint="invoicing_runs_admin"))
+    ctx.add_admin_view(admin.InvoicesView(name=_l("Invoices"), endpoint="invoicing_invoices_admin"))
+    register_portal_link(
+        ctx.app,
+        "invoicing_portal.invoices",
+        _l("Invoices"),
+        icon="invoice",
+        permission="portal.invoices",
+        description=_l("Your invoices and credit notes, to read and download."),
+        order=30,
+    )

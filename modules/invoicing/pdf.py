@@ -1,0 +1,120 @@
+"""The invoice PDF (xhtml2pdf): an Italian-law invoice in the customer's language, with a usage detail page.
+
+xhtml2pdf lays long tables out slowly (its cost grows faster than the row count), so lines are printed in tables of
+ROWS_PER_TABLE rows each. A posted document's PDF is rendered once, by the delivery job, and stored: the copy the
+customer downloads is the one that was emailed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from flask import render_template
+from flask_babel import force_locale, format_date, format_decimal
+from flask_babel import gettext as _
+from xhtml2pdf import pisa
+
+from core.db import db
+from core.models import Company
+from core.outbox import mail_language
+from modules.invoicing.models import Invoice, InvoicePdf
+from modules.invoicing.services import vat_summary
+
+ROWS_PER_TABLE = 30
+LOGO_TYPES = ("image/png", "image/jpeg", "image/gif")
+
+
+class PdfError(Exception):
+    """xhtml2pdf could not lay the document out."""
+
+
+def chunks(items: list[Any], size: int = ROWS_PER_TABLE) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)] or [[]]
+
+
+def document_title(invoice: Invoice) -> str:
+    return _("Credit note") if invoice.type == "credit_note" else _("Invoice")
+
+
+def filename(invoice: Invoice) -> str:
+    kind = "credit-note" if invoice.type == "credit_note" else "invoice"
+    label = invoice.number.replace("/", "-") if invoice.number else f"draft-{invoice.id}"
+    return f"{kind}-{label}.pdf"
+
+
+def _usage_groups(invoice: Invoice) -> list[dict[str, Any]]:
+    """Lines carrying meter data, per device and meter."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for line in invoice.lines:
+        if line.meter:
+            groups[(line.device_id or 0, line.meter)].append(line)
+    return [
+        {"device_id": device_id or None, "meter": meter, "lines": lines}
+        for (device_id, meter), lines in sorted(groups.items())
+    ]
+
+
+def _logo(company: Company | None) -> str | None:
+    if company is None or not company.logo or company.logo_mimetype not in LOGO_TYPES:
+        return None
+    return f"data:{company.logo_mimetype};base64,{base64.b64encode(company.logo).decode()}"
+
+
+def render_html(invoice: Invoice) -> str:
+    """The document as the HTML xhtml2pdf lays out, in the customer's language."""
+    company = db.session.scalar(db.select(Company).order_by(Company.id).limit(1))
+
+    def money(value: Decimal) -> str:
+        return format_decimal(value, format="#,##0.00")
+
+    def number(value: Decimal, places: int = 0) -> str:
+        """At least `places` decimals, more only when the value has them (1 page, 0.01236 per page)."""
+        exponent = Decimal(value).normalize().as_tuple().exponent
+        shown = max(places, -exponent if isinstance(exponent, int) else 0)
+        return format_decimal(value, format="#,##0" + ("." + "0" * shown if shown else ""))
+
+    with force_locale(mail_language(invoice.customer.language)):
+        return render_template(
+            "invoicing/pdf/invoice.html",
+            invoice=invoice,
+            title=document_title(invoice),
+            company=company,
+            customer=invoice.customer,
+            logo=_logo(company),
+            line_chunks=chunks(list(invoice.lines)),
+            summary=vat_summary(invoice.lines),
+            usage=[{**group, "chunks": chunks(group["lines"])} for group in _usage_groups(invoice)],
+            money=money,
+            number=number,
+            date=lambda value: format_date(value, "short") if value else "",
+        )
+
+
+def render_pdf(invoice: Invoice) -> bytes:
+    output = io.BytesIO()
+    result = pisa.CreatePDF(render_html(invoice), dest=output, encoding="utf-8")
+    if result.err:
+        raise PdfError(f"invoice {invoice.id}: xhtml2pdf reported {result.err} error(s)")
+    return output.getvalue()
+
+
+def stored_pdf(invoice: Invoice) -> InvoicePdf:
+    """The stored PDF of a posted document, rendered and staged now if the job has not done it yet."""
+    stored = db.session.get(InvoicePdf, invoice.id)
+    if stored is None:
+        stored = InvoicePdf(invoice_id=invoice.id, filename=filename(invoice), content=render_pdf(invoice))
+        db.session.add(stored)
+        db.session.flush()
+    return stored
+
+
+def pdf_for(invoice: Invoice) -> tuple[str, bytes]:
+    """(filename, bytes): the stored copy of a posted document, a fresh preview of a draft."""
+    if invoice.state == "posted":
+        stored = stored_pdf(invoice)
+        return stored.filename, stored.content
+    return filename(invoice), render_pdf(invoice)

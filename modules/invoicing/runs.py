@@ -1,0 +1,191 @@
+"""Billing runs: ask every enabled BillableSource for each customer's lines as of a date, one draft per contract.
+
+A run is split into chunks of customers, each a background job with a deterministic id (`billing-run:<id>:<n>`).
+Each customer is billed in its own transaction, each contract of it in a savepoint: a source that fails, or a line
+that another run billed at the same moment (the UNIQUE billed ref), is recorded on the run and the others go on.
+Running a run again, or two runs at once, bills nothing twice: lines whose (source, source_ref) is already billed
+are skipped, and a concurrent insert of the same ref fails on the constraint and rolls back only that contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+
+from core import jobs
+from core.db import db, utcnow
+from core.extension_points import BillableLine, MissingReadingsReporter, implementations
+from core.models import Partner
+from core.outbox import mail_language
+from core.settings import get_setting
+from modules.invoicing.models import BillingRun, Invoice, RunCustomer, RunIssue
+from modules.invoicing.services import InvoicingError, billed_keys, create_draft
+
+DEFAULT_CHUNK_SIZE = 50
+# Lines of one invoice, in a stable order: by period, fees before usage, then as the source gave them.
+KIND_ORDER = {"fee": 0}
+
+
+def create_run(as_of: dt.date, user_id: int | None = None) -> BillingRun:
+    """A queued run as of `as_of` (staged; commit, then `launch_run`)."""
+    run = BillingRun(as_of=as_of, status="queued", total=0, done=0, created_by=user_id)
+    db.session.add(run)
+    db.session.flush()
+    return run
+
+
+def customer_ids() -> list[int]:
+    """Every active customer, by id: sources decide which of them have anything due."""
+    query = sa.select(Partner.id).where(Partner.is_customer.is_(True), Partner.active.is_(True)).order_by(Partner.id)
+    return list(db.session.scalars(query))
+
+
+def launch_run(run_id: int) -> None:
+    """Split the run's customers into chunks and enqueue one job per chunk (inline without Redis)."""
+    from modules.invoicing.jobs import run_chunk
+
+    customers = customer_ids()
+    size = max(1, int(get_setting("invoicing.run_chunk_size", DEFAULT_CHUNK_SIZE)))
+    run = db.session.get(BillingRun, run_id)
+    run.total = len(customers)
+    if not customers:
+        run.status, run.finished_at = "done", utcnow()
+    db.session.commit()
+    for index, start in enumerate(range(0, len(customers), size)):
+        jobs.enqueue(run_chunk, run_id, customers[start : start + size], job_id=f"billing-run:{run_id}:{index}")
+
+
+def _issue(run_id: int, kind: str, customer_id: int | None, message: str | None = None, **fields: Any) -> None:
+    db.session.add(RunIssue(run_id=run_id, kind=kind, customer_id=customer_id, message=message, **fields))
+
+
+def _sort_key(item: tuple[int, BillableLine]) -> tuple:
+    order, line = item
+    return (line.period_start or dt.date.min, KIND_ORDER.get(line.kind, 1), order)
+
+
+def _group_by_invoice(lines: list[BillableLine]) -> dict[int | None, list[BillableLine]]:
+    """Lines per contract (None: lines without a contract, one invoice per customer), duplicates dropped."""
+    groups: dict[int | None, list[BillableLine]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for _order, line in sorted(enumerate(lines), key=_sort_key):
+        key = (line.source, line.source_ref)
+        if key not in seen:
+            seen.add(key)
+            groups[line.contract_id].append(line)
+    return groups
+
+
+def _bill_group(run: BillingRun, customer_id: int, contract_id: int | None, lines: list[BillableLine]) -> None:
+    """Draft one invoice of the lines not yet billed, in a savepoint: a conflict or bad line undoes only this one."""
+    already = billed_keys((line.source, line.source_ref) for line in lines)
+    new = [line for line in lines if (line.source, line.source_ref) not in already]
+    if not new:
+        return
+    savepoint = db.session.begin_nested()
+    try:
+        create_draft(customer_id, new, contract_id=contract_id, billing_run_id=run.id)
+    except IntegrityError:
+        savepoint.rollback()
+        message = _("Not billed: another run billed some of these lines at the same time; run again to bill the rest.")
+        _issue(run.id, "error", customer_id, message, contract_id=contract_id)
+        return
+    except InvoicingError as error:
+        savepoint.rollback()
+        _issue(run.id, "error", customer_id, str(error), contract_id=contract_id)
+        return
+    savepoint.commit()
+
+
+def _ask_sources(run: BillingRun, customer_id: int) -> tuple[list[BillableLine], list[dict[str, Any]]]:
+    lines: list[BillableLine] = []
+    missing: list[dict[str, Any]] = []
+    for source in implementations("billable_source"):
+        name = getattr(source, "name", type(source).__name__)
+        try:
+            lines.extend(source.billable_lines(customer_id, run.as_of))
+            if isinstance(source, MissingReadingsReporter):
+                missing.extend(source.missing_readings(customer_id, run.as_of))
+        except Exception as exc:  # one source failing must not stop the run: recorded, the others still bill
+            db.session.rollback()
+            _issue(run.id, "error", customer_id, f"{name}: {exc.__class__.__name__}: {exc}")
+    return lines, missing
+
+
+def bill_customer(run: BillingRun, customer: Partner) -> None:
+    """Bill one customer in the current transaction (the caller commits): its drafts, missing readings, errors."""
+    with force_locale(mail_language(customer.language)):
+        lines, missing = _ask_sources(run, customer.id)
+    for item in missing:
+        fields = {key: item.get(key) for key in ("contract_id", "device_id", "meter", "period_start", "period_end")}
+        _issue(run.id, "missing", customer.id, **fields)
+    for contract_id, group in _group_by_invoice(lines).items():
+        _bill_group(run, customer.id, contract_id, group)
+
+
+def _mark_done(run_id: int, customer_id: int) -> bool:
+    """Record the customer as done and advance the progress; False when a retried chunk had already done it."""
+    savepoint = db.session.begin_nested()
+    try:
+        db.session.add(RunCustomer(run_id=run_id, customer_id=customer_id))
+        db.session.flush()
+    except IntegrityError:
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    db.session.execute(sa.update(BillingRun).where(BillingRun.id == run_id).values(done=BillingRun.done + 1))
+    return True
+
+
+def bill_chunk(run_id: int, customer_ids: list[int]) -> None:
+    """Bill each customer of a chunk in its own transaction; the run is done when every customer is."""
+    db.session.execute(
+        sa.update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "queued").values(status="running")
+    )
+    db.session.commit()
+    run = db.session.get(BillingRun, run_id)
+    finished = set(
+        db.session.scalars(
+            sa.select(RunCustomer.customer_id).where(
+                RunCustomer.run_id == run_id, RunCustomer.customer_id.in_(customer_ids)
+            )
+        )
+    )
+    try:
+        for customer_id in customer_ids:
+            if customer_id in finished:
+                continue
+            customer = db.session.get(Partner, customer_id)
+            if customer is not None:
+                bill_customer(run, customer)
+            if _mark_done(run_id, customer_id):
+                db.session.commit()
+            else:
+                db.session.rollback()
+    except Exception as exc:
+        db.session.rollback()
+        _issue(run_id, "error", None, f"{exc.__class__.__name__}: {exc}")
+        db.session.execute(sa.update(BillingRun).where(BillingRun.id == run_id).values(status="failed"))
+        db.session.commit()
+        raise
+    db.session.execute(
+        sa.update(BillingRun)
+        .where(BillingRun.id == run_id, BillingRun.done >= BillingRun.total, BillingRun.status == "running")
+        .values(status="done", finished_at=utcnow())
+    )
+    db.session.commit()
+
+
+def run_invoices(run_id: int) -> list[Invoice]:
+    return list(db.session.scalars(sa.select(Invoice).where(Invoice.billing_run_id == run_id).order_by(Invoice.id)))
+
+
+def run_issues(run_id: int, kind: str) -> list[RunIssue]:
+    query = sa.select(RunIssue).where(RunIssue.run_id == run_id, RunIssue.kind == kind).order_by(RunIssue.id)
+    return list(db.session.scalars(query))

@@ -1,0 +1,1 @@
+"""A test-only billable source: usage lines and missing readings set by the tests."""
