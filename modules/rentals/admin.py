@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from babel.numbers import format_currency, format_percent
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -38,6 +42,27 @@ STATUS_LABELS = {
 STATE_LABELS = {"draft": _l("Draft"), "active": _l("Active"), "suspended": _l("Suspended"), "ended": _l("Ended")}
 COLOUR_LABELS = {"black": _l("Black"), "cyan": _l("Cyan"), "magenta": _l("Magenta"), "yellow": _l("Yellow")}
 PERIODS_SHOWN = 24
+STATIC_FOLDER = str(Path(__file__).parent / "static")
+
+
+def price(value: Decimal) -> str:
+    """A price per page in the page's language with the digits it has, at least the currency's: 0,012 €, 0,00 €."""
+    return format_currency(_significant(value), "EUR", locale=get_locale(), decimal_quantization=False)
+
+
+def percent(value: Decimal) -> str:
+    """A percentage such as 2.5 in the page's language: 2,5% in Italian, 2,5 % in Spanish."""
+    return format_percent(_significant(value / 100), locale=get_locale(), decimal_quantization=False)
+
+
+def _significant(value: Decimal) -> Decimal:
+    # Without the stored trailing zeros (0.010000 -> 0.01), and without the exponent normalize() gives 100 (1E+2).
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
+def _date(view, context, model, name) -> str:
+    value = getattr(model, name)
+    return format_date(value) if value else ""
 
 
 def _customers() -> list[Partner]:
@@ -145,6 +170,7 @@ class DeviceView(SecuredModelView):
     form_args = {
         "customer": {
             "query_factory": _customers,
+            "blank_text": _l("— no customer —"),
             "description": _l("Set by the contract when the device joins one."),
         },
         "site": {"description": _l("Where it stands at the customer: address, floor, office.")},
@@ -237,8 +263,20 @@ class ContractView(SecuredModelView):
         "number": lambda view, context, model, name: Markup('<a href="{}">{}</a>').format(
             url_for(".details_view", id=model.id), model.number
         ),
+        "start_date": _date,
+        "end_date": _date,
+        "fee": lambda view, context, model, name: format_currency(model.fee, "EUR", locale=get_locale()),
+    }
+    # A spreadsheet gets plain dates and numbers, not the page's formats.
+    column_formatters_export = {
+        "state": _label(STATE_LABELS),
+        "period_months": lambda view, context, model, name: forms.PERIOD_LABELS.get(model.period_months),
     }
     can_export = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The contract page's script (rentals-contract.js) is served from this module's static folder.
+        super().__init__(*args, static_folder=STATIC_FOLDER, **kwargs)
 
     def _form(self, contract: Contract | None) -> forms.ContractForm:
         if request.method == "POST":
@@ -294,7 +332,14 @@ class ContractView(SecuredModelView):
             if response is not None:
                 return response
             self._set_choices(form)
-        return self.render("admin/rentals_contract_form.html", form=form, contract=contract)
+        problems, rows_with_problems = forms.error_summary(form)
+        return self.render(
+            "admin/rentals_contract_form.html",
+            form=form,
+            contract=contract,
+            problems=problems,
+            rows_with_problems=rows_with_problems,
+        )
 
     @expose("/details/")
     def details_view(self):
@@ -330,6 +375,8 @@ class ContractView(SecuredModelView):
                 action=action,
                 values=request.form,
                 today=dt.date.today(),
+                price=price,
+                percent=percent,
             ),
             status,
         )

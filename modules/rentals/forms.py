@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
@@ -173,17 +174,51 @@ def form_data(form: ContractForm) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def show_errors(errors: dict[str, str], fields: dict[str, Any]) -> list[str]:
-    """Put each service error on its form field; returns the messages that have no field of their own."""
+    """Put each service error on its form field; returns the messages that have no field of their own.
+
+    An error on a whole list of bands goes on its allowance's meter, so the row shows it.
+    """
     unplaced = []
     for path, message in errors.items():
         field = fields.get(path)
+        if isinstance(field, FieldList) and path.endswith(".bands"):
+            field = fields[path.removesuffix(".bands") + ".meter"]
         if field is None or isinstance(field, FieldList):
             unplaced.append(f"{_label(path, fields)}{message}")
-            if isinstance(field, FieldList) and path.endswith(".bands"):
-                _append_error(fields[path.removesuffix(".bands") + ".meter"], message)
             continue
         _append_error(field, message)
     return unplaced
+
+
+def error_summary(form: ContractForm) -> tuple[list[tuple[str, str, str]], int]:
+    """The alert above the form: (field id, where, message) for each error, and how many allowance rows have one.
+
+    A mistake in a band row far down a long form is otherwise easy to miss.
+    """
+    items = []
+    for name, field in form._fields.items():
+        if name != "allowances":
+            items.extend((field.id, field.label.text, message) for message in field.errors)
+    rows = 0
+    for number, entry in enumerate(form.allowances, start=1):
+        row = entry.form
+        meter = row.meter.data
+        where = _("Allowance for %(meter)s", meter=meter) if meter else _("Allowance row %(num)d", num=number)
+        found = [
+            (field.id, _("%(allowance)s, %(field)s", allowance=where, field=field.label.text), message)
+            for field in (row.meter, row.included, row.pooled)
+            for message in field.errors
+        ]
+        for band_number, band_entry in enumerate(row.bands, start=1):
+            band = band_entry.form
+            found.extend(
+                (field.id, _("%(allowance)s, band %(num)d", allowance=where, num=band_number), message)
+                for field in (band.up_to, band.price)
+                for message in field.errors
+            )
+        rows += bool(found)
+        items.extend(found)
+    return items, rows
 
 
 def _append_error(field: Any, message: str) -> None:

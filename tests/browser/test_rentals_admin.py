@@ -88,6 +88,7 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
     with page.expect_navigation():
         page.locator(".nav-tabs").get_by_role("link", name="Crea").click()
     shot(page, "03_device_form")
+    expect(page.locator("#s2id_customer")).to_contain_text("— nessun cliente —")
     choose(page, "model", "Kyocera ECOSYS M5526cdw")
     page.fill("#serial", SERIAL)
     save(page, "Salva")
@@ -133,6 +134,11 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
         "I limiti superiori devono essere crescenti: 4000 non è maggiore di 5000."
     )
     expect(page.locator(".invalid-feedback")).to_have_count(1)
+    alert = page.locator("#form-errors")  # at the top of the page, where the user is after saving
+    expect(alert).to_contain_text("Il contratto non è stato salvato. 1 riga di copie incluse ha un problema.")
+    expect(alert.get_by_role("link", name="Copie incluse per bw, scaglione 2")).to_have_attribute(
+        "href", "#allowances-0-bands-1-up_to"
+    )
     expect(colour.locator("tbody tr").nth(0).get_by_label("Prezzo per pagina")).to_have_value("0.060")
     with live_app.app_context():
         assert db.session.scalars(sa.select(Contract).join(Partner).where(Partner.name == CUSTOMER)).all() == []
@@ -143,18 +149,27 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
 
     expect(page.locator(".alert-success")).to_contain_text(re.compile(r"Contratto \d+/2026 salvato\."))
     expect(page.locator("h1 .badge")).to_have_text("Bozza")
-    expect(page.locator("#contract-terms")).to_contain_text(
-        re.compile(r"120[.,]00 per periodo \(Trimestrale, Posticipato\)")
-    )
+    # Italian formats: 1.000 pages, 120,00 €, a price with the digits it has, 1 gen 2026.
+    terms = page.locator("#contract-terms")
+    expect(terms).to_contain_text(re.compile(r"dal 1 gen 2026 senza data di fine"))
+    expect(terms).to_contain_text(re.compile(r"120,00\s€ per periodo \(Trimestrale, Posticipato\)"))
+    expect(terms).to_contain_text(re.compile(r"IVA\s*22%"))
     allowance_rows = page.locator("#contract-allowances tbody tr")
     expect(allowance_rows.nth(0)).to_contain_text(
-        re.compile(r"bw.*1[.,]000.*per dispositivo.*fino a 5[.,]000 pagine a 0[.,]010\d*; poi 0[.,]008", re.S)
+        re.compile(r"bw.*1\.000.*per dispositivo.*fino a 5\.000 pagine a 0,01\s€; poi 0,008\s€", re.S)
     )
-    expect(allowance_rows.nth(1)).to_contain_text(re.compile(r"color.*200.*per dispositivo.*0[.,]060", re.S))
+    expect(allowance_rows.nth(1)).to_contain_text(re.compile(r"color.*200.*per dispositivo.*0,06\s€", re.S))
 
     # The device joins from the contract page with its installation counters; the contract becomes active.
+    # Nothing is chosen at first, and only the chosen device's meters (bw and color) ask for a counter.
+    expect(page.locator("#add-device-id option:checked")).to_have_text("Scegli un dispositivo")
+    expect(page.locator("#add-counter_bw")).to_be_hidden()
     device_option = page.locator("#add-device-id option", has_text=SERIAL)
     page.select_option("#add-device-id", device_option.get_attribute("value"))
+    expect(page.locator("#add-counter_bw")).to_be_visible()
+    expect(page.locator("#add-counter_color")).to_be_visible()
+    expect(page.locator("#add-counter_scan")).to_be_hidden()
+    expect(page.locator("#add-counter_a3_bw")).to_be_hidden()
     expect(page.locator("#add-start-date")).to_have_value("2026-01-01")
     page.fill("#add-counter_bw", "150000")
     page.fill("#add-counter_color", "40000")
@@ -164,11 +179,12 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
     expect(page.locator(".alert-success")).to_contain_text(f"Il dispositivo {SERIAL} è entrato nel contratto.")
     expect(page.locator("h1 .badge")).to_have_text("Attivo")
     expect(page.locator("#contract-devices tbody tr").first).to_contain_text(
-        re.compile(rf"{SERIAL}.*Kyocera ECOSYS M5526cdw.*bw 150[.,]000, color 40[.,]000", re.S)
+        re.compile(rf"{SERIAL}.*Kyocera ECOSYS M5526cdw.*1 gen 2026.*bw 150\.000, color 40\.000", re.S)
     )
     first_period = page.locator("#contract-periods tbody tr").first
     expect(first_period).to_contain_text(f"{SERIAL} (90)")
-    expect(first_period).to_contain_text(re.compile(r"bw: fino a 5[.,]000 pagine.*color: 0[.,]060", re.S))
+    expect(first_period).to_contain_text(re.compile(r"1 gen 2026.*31 mar 2026.*120,00\s€", re.S))
+    expect(first_period).to_contain_text(re.compile(r"bw: fino a 5\.000 pagine.*color: 0,06\s€", re.S))
     assert "content-security-policy" in added.headers  # so a page breaking the policy would have been reported
     assert opened.errors == []
 

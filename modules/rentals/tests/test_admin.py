@@ -16,10 +16,10 @@ from modules.rentals.models import Contract, Device, DeviceModel
 from tests.auth_support import CSRF_RE, login, make_customer, make_user
 
 
-def logged_in(app, role: str, customer: bool = False):
+def logged_in(app, role: str, customer: bool = False, language: str = "en"):
     limiter.reset()
     with app.app_context():
-        make_user(f"{role}@example.it", role, customer_id=make_customer() if customer else None)
+        make_user(f"{role}@example.it", role, customer_id=make_customer() if customer else None, language=language)
     client = app.test_client()
     assert login(client, f"{role}@example.it").status_code == 302
     return client
@@ -103,7 +103,7 @@ def test_dealer_creates_customer_device_and_contract_with_bands_without_json(app
     saved = submit(client, "/admin/rentals_contract/new/", contract_form(customer_id), follow_redirects=True)
     page = saved.get_data(as_text=True)
     assert "Contract 1/" in page and 'data-state="draft"' in page
-    assert "up to 5,000 pages at 0.010000; then 0.008000" in page
+    assert "up to 5,000 pages at €0.01; then €0.008" in page
     with app.app_context():
         contract = db.session.scalar(sa.select(Contract))
         assert (contract.fee, contract.minimum_charge) == (Decimal("90.00"), Decimal("150.00"))
@@ -124,7 +124,7 @@ def test_dealer_creates_customer_device_and_contract_with_bands_without_json(app
     page = added.get_data(as_text=True)
     assert 'data-state="active"' in page
     assert "bw 150,000, color 40,000" in page
-    assert re.search(r"<td>2026-04-01</td><td>2026-06-30</td><td>91</td><td>91</td><td>90.00</td>", page)
+    assert re.search(r"<td>Apr 1, 2026</td><td>Jun 30, 2026</td><td>91</td><td>91</td><td>€90.00</td>", page)
     assert client.get(details).status_code == 200
 
 
@@ -143,6 +143,10 @@ def test_contract_form_shows_band_errors_on_the_row_and_writes_nothing(app, cata
     assert response.status_code == 200
     assert "The upper bounds must be ascending: 4000 is not above 5000." in page
     assert "Must not be negative." in page
+    alert = re.search(r'<div class="alert alert-danger" role="alert" id="form-errors">(.*?)</div>', page, re.S).group(1)
+    assert "2 allowance rows have a problem." in alert
+    assert 'href="#allowances-0-bands-1-up_to">Allowance for bw, band 2</a>: The upper bounds must' in alert
+    assert 'href="#allowances-1-bands-0-price">Allowance for color, band 1</a>: Must not be negative.' in alert
     assert 'value="4000"' in page  # what the user typed is still there
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Contract)) == 0
@@ -231,3 +235,70 @@ def test_staff_without_contract_rights_and_customers_cannot_edit_contracts(app, 
         assert customer.get(url).status_code == 403
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(DeviceModel)) == 1
+
+
+def test_contract_pages_show_numbers_money_and_dates_in_the_users_language(app, catalogue):
+    client = logged_in(app, "dealer_admin", language="it")
+    with app.app_context():
+        customer_id = make_customer("Hotel Bellavista Spa")
+
+    page = submit(
+        client,
+        "/admin/rentals_contract/new/",
+        contract_form(customer_id, fee="1234,5", escalation_percent="2.5", **{"allowances-0-bands-0-price": "0.0125"}),
+        follow_redirects=True,
+    ).get_data(as_text=True)
+
+    assert "dal 1 gen 2026 senza data di fine" in page
+    assert "1.234,50\xa0€ per periodo" in page
+    assert "2,5%" in page and "22%" in page
+    assert "9.000" in page
+    assert "fino a 5.000 pagine a 0,0125\xa0€; poi 0,008\xa0€" in page
+    listing = client.get("/admin/rentals_contract/").get_data(as_text=True)
+    assert "1 gen 2026" in listing and "1.234,50\xa0€" in listing
+
+
+def test_adding_a_device_offers_a_blank_choice_and_each_devices_meters(app, catalogue):
+    client = logged_in(app, "dealer_admin")
+    with app.app_context():
+        services.find_or_create_model("Kyocera", "ECOSYS P2040dn", ["bw"])
+        contract = services.create_contract({"customer_id": make_customer(), "start_date": "2026-01-01"})
+        for serial, maker, model in (
+            ("COLOUR1", "Canon", "imageRUNNER ADVANCE DX C3826i"),
+            ("MONO1", "Kyocera", "ECOSYS P2040dn"),
+        ):
+            services.create_device({"serial": serial, "manufacturer": maker, "model": model})
+        db.session.commit()
+        details = f"/admin/rentals_contract/details/?id={contract.id}"
+        add_url = f"/admin/rentals_contract/devices/add/?id={contract.id}"
+
+    page = client.get(details).get_data(as_text=True)
+    select = re.search(r'<select[^>]*id="add-device-id".*?</select>', page, re.S).group(0)
+    assert "required" in select
+    assert re.search(r'^<select[^>]*>\s*<option value="">Choose a device</option>', select)
+    assert re.search(r'data-meters="bw color"[^>]*>COLOUR1', select)
+    assert re.search(r'data-meters="bw"[^>]*>MONO1', select)
+    assert 'data-counters="add"' in page and 'data-meter="color"' in page
+    assert "/admin/rentals_contract/static/rentals-contract.js" in page
+    assert client.get("/admin/rentals_contract/static/rentals-contract.js").status_code == 200
+
+    response = submit(client, add_url, {"action": "add", "device_id": "", "start_date": "2026-01-01"}, details)
+    assert response.status_code == 422
+    assert "This field is required." in response.get_data(as_text=True)
+
+
+def test_device_form_names_the_blank_customer_choice(app, catalogue):
+    client = logged_in(app, "dealer_admin")
+
+    page = client.get("/admin/rentals_device/new/").get_data(as_text=True)
+
+    assert '<option selected value="__None">— no customer —</option>' in page
+
+
+def test_new_contract_page_names_contracts_once_above_its_heading(app, catalogue):
+    client = logged_in(app, "dealer_admin")
+
+    page = client.get("/admin/rentals_contract/new/").get_data(as_text=True)
+
+    above = page[page.index("</nav>") : page.index("<h1")]
+    assert above.count("Contracts") == 1
