@@ -336,3 +336,9 @@ def test_decimal_fields_keep_their_exact_digits_as_strings():
     with pytest.raises(ma.ValidationError) as refused:
         schema.load({"amount": 0.1})
     assert "string" in str(refused.value.messages["amount"][0])
+
+
+def test_misspelt_filter_is_422_naming_it_not_an_unfiltered_list(client, staff):
+    response = client.get("/api/v1/customers?nmae=Rossi", headers=staff)
+    body = assert_problem(response, 422)
+    assert "nmae" in fields_in(body)

@@ -6,7 +6,7 @@ and cannot drift apart; tests check the document against the routes and fuzz the
 
 Modules add resources in `setup(ctx)`:
 
-    blp = flask_smorest.Blueprint("metering_readings", __name__, url_prefix="/readings")
+    blp = ApiBlueprint("metering_readings", __name__, url_prefix="/readings")
     ...
     register_api(ctx.app, blp)      # served under /api/v1/readings, token-authenticated, CSRF-exempt
 """

@@ -8,10 +8,10 @@ import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 from sqlalchemy import Select
 
 from core.api.auth import api_user, require
+from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
 from core.api.fields import Email, String, UtcDateTime
 from core.api.pagination import PageArgs, page_schema, paginate
@@ -25,7 +25,7 @@ ADDRESS_FIELDS = ("street", "city", "postal_code", "province", "country")
 STORED_LENGTHS = {"vat_number": 20, "fiscal_code": 20}
 MAX_ID = 2**31 - 1
 
-blp = Blueprint("customers", __name__, url_prefix="/customers", description="The dealer's customers.")
+blp = ApiBlueprint("customers", __name__, url_prefix="/customers", description="The dealer's customers.")
 
 
 class AddressSchema(ma.Schema):

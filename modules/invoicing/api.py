@@ -7,10 +7,10 @@ from typing import Any
 import marshmallow as ma
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import Select
 
 from core.api.auth import api_user, require
+from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
 from core.api.fields import DecimalString, String
 from core.api.pagination import PageArgs, page_schema, paginate
@@ -23,8 +23,8 @@ from modules.invoicing.models import DOCUMENT_TYPES, INVOICE_STATES, BillingRun,
 MAX_ID = 2**31 - 1
 ID_PATH = f"int(min=1, max={MAX_ID})"
 
-runs_blp = Blueprint("invoicing_runs", __name__, url_prefix="/billing-runs", description="Billing runs.")
-invoices_blp = Blueprint(
+runs_blp = ApiBlueprint("invoicing_runs", __name__, url_prefix="/billing-runs", description="Billing runs.")
+invoices_blp = ApiBlueprint(
     "invoicing_invoices", __name__, url_prefix="/invoices", description="Invoices and credit notes."
 )
 

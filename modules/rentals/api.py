@@ -7,10 +7,10 @@ from typing import Any
 import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import Select
 
 from core.api.auth import api_user, require
+from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
 from core.api.fields import DecimalString, String, UtcDateTime
 from core.api.pagination import PageArgs, page_schema, paginate
@@ -24,8 +24,10 @@ MAX_ID = 2**31 - 1
 ID_PATH = f"int(min=1, max={MAX_ID})"
 MAX_COUNTER = services.MAX_COUNTER
 
-devices_blp = Blueprint("rentals_devices", __name__, url_prefix="/devices", description="Devices (copiers, printers).")
-contracts_blp = Blueprint(
+devices_blp = ApiBlueprint(
+    "rentals_devices", __name__, url_prefix="/devices", description="Devices (copiers, printers)."
+)
+contracts_blp = ApiBlueprint(
     "rentals_contracts", __name__, url_prefix="/contracts", description="Cost-per-copy contracts and their devices."
 )
 
