@@ -23,3 +23,14 @@ payment_recorded = _signals.signal(
     "payment-recorded", doc="A payment was recorded against a customer. kwargs: payment_id, customer_id."
 )
 email_sent = _signals.signal("email-sent", doc="An outbox message was handed to the mail server. kwargs: message_id.")
+lines_billed = _signals.signal(
+    "lines-billed",
+    doc="Invoicing put lines of a source on a draft invoice, in the same transaction: receivers write in "
+    "db.session so their state commits or rolls back with the invoice, and must be quick. "
+    "kwargs: source (str), lines: list[tuple[str, dict]] -- (source_ref, BillableLine.extra).",
+)
+lines_released = _signals.signal(
+    "lines-released",
+    doc="Lines went back to unbilled: their draft was cancelled or a credit note reversed them; same transaction "
+    "as that change, receivers write in db.session. kwargs: source (str), source_refs: list[str].",
+)

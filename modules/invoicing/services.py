@@ -177,6 +177,28 @@ def _hold_refs(invoice: Invoice) -> None:
     """Insert the billed refs of a flushed document's lines in one statement (UNIQUE: a ref billed twice fails)."""
     rows = [{"source": ln.source, "source_ref": ln.source_ref, "line_id": ln.id} for ln in invoice.lines]
     db.session.execute(sa.insert(BilledRef), rows)
+    _announce_billed(invoice.lines)
+
+
+def _by_source(lines: Iterable[InvoiceLine]) -> dict[str, list[InvoiceLine]]:
+    grouped: dict[str, list[InvoiceLine]] = defaultdict(list)
+    for line in lines:
+        grouped[line.source].append(line)
+    return grouped
+
+
+def _announce_billed(lines: Iterable[InvoiceLine]) -> None:
+    """Tell each source which of its lines are now billed, inside this transaction (core.signals.lines_billed)."""
+    app = current_app._get_current_object()
+    for source, source_lines in _by_source(lines).items():
+        signals.lines_billed.send(app, source=source, lines=[(ln.source_ref, ln.details or {}) for ln in source_lines])
+
+
+def _announce_released(lines: Iterable[InvoiceLine]) -> None:
+    """Tell each source which of its lines are unbilled again (core.signals.lines_released), inside this transaction."""
+    app = current_app._get_current_object()
+    for source, source_lines in _by_source(lines).items():
+        signals.lines_released.send(app, source=source, source_refs=[ln.source_ref for ln in source_lines])
 
 
 def billed_keys(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -235,6 +257,7 @@ def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     if invoice.type == "credit_note":
         reversed_ids = [line.reversed_line_id for line in invoice.lines if line.reversed_line_id]
         db.session.execute(sa.delete(BilledRef).where(BilledRef.line_id.in_(reversed_ids)))
+        _announce_released(db.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.id.in_(reversed_ids))))
     db.session.flush()
     db.session.info.setdefault(_POSTED, []).append((invoice.id, invoice.customer_id))
     return invoice
@@ -250,6 +273,7 @@ def cancel(invoice: Invoice) -> Invoice:
     lines = sa.select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id)
     db.session.execute(sa.delete(BilledRef).where(BilledRef.line_id.in_(lines)))
     db.session.refresh(invoice)
+    _announce_released(invoice.lines)
     return invoice
 
 

@@ -1,0 +1,315 @@
+"""Metering back office: enter a reading, the readings list, the review queue, meter replacements, CSV import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Response, abort, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from wtforms import StringField
+from wtforms.validators import InputRequired
+
+from core.admin import SecuredModelView, SecuredView
+from core.db import db
+from core.permissions import has_permission
+from modules.metering import imports, services
+from modules.metering.models import READING_SOURCES, READING_STATUSES, SUPPLY_COLOURS, Reading
+from modules.rentals.imports import decode
+from modules.rentals.models import Device
+from modules.rentals.services import normalize_serial
+
+STATUS_LABELS = {
+    "accepted": _l("Accepted"),
+    "pending_review": _l("Waiting for review"),
+    "rejected": _l("Rejected"),
+    "estimated": _l("Estimated"),
+    "superseded": _l("Superseded"),
+}
+SOURCE_LABELS = {
+    "portal": _l("Portal"),
+    "staff": _l("Staff"),
+    "api": _l("API"),
+    "csv": _l("CSV import"),
+    "estimate": _l("Estimate"),
+    "email": _l("Email"),
+    "snmp": _l("SNMP"),
+}
+COLOUR_LABELS = {"black": _l("Black"), "cyan": _l("Cyan"), "magenta": _l("Magenta"), "yellow": _l("Yellow")}
+
+
+def _label(labels: dict) -> Any:
+    return lambda view, context, model, name: labels.get(getattr(model, name), getattr(model, name))
+
+
+def _find_device(text: str) -> tuple[Device | None, list[Device]]:
+    """The device whose serial is `text` (any spacing or case), else the devices whose serial contains it."""
+    serial = normalize_serial(text)
+    if not serial:
+        return None, []
+    exact = db.session.scalars(sa.select(Device).where(Device.serial == serial)).all()
+    if len(exact) == 1:
+        return exact[0], []
+    escaped = serial.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    similar = db.session.scalars(
+        sa.select(Device).where(Device.serial.ilike(f"%{escaped}%", escape="\\")).order_by(Device.serial).limit(20)
+    ).all()
+    return None, list(similar)
+
+
+class ReadingEntryView(SecuredView):
+    """Staff type a device's counters: one field per meter of its model, beside the last value known."""
+
+    permission = "readings.edit"
+
+    def _render(self, device: Device | None, found: list[Device], values: dict, errors: dict, query: str):
+        last = services.last_values(device) if device else {}
+        colours = SUPPLY_COLOURS if device and device.model.color else ("black",)
+        return self.render(
+            "admin/metering_entry.html",
+            device=device,
+            found=found,
+            values=values,
+            errors=errors,
+            query=query,
+            last=last,
+            colours=colours,
+            colour_labels=COLOUR_LABELS,
+            show=services.show_time,
+        )
+
+    @expose("/")
+    def index(self):
+        query = request.args.get("serial", "").strip()
+        device = None
+        found: list[Device] = []
+        if request.args.get("device_id", "").isdigit():
+            device = db.session.get(Device, int(request.args["device_id"]))
+        elif query:
+            device, found = _find_device(query)
+            if device is None and not found:
+                flash(_("No device has a serial like %(serial)s.", serial=query), "error")
+        return self._render(device, found, {}, {}, query)
+
+    @expose("/", methods=("POST",))
+    def save(self):
+        device = db.session.get(Device, request.form.get("device_id", type=int) or 0)
+        if device is None:
+            abort(404)
+        counters = {m: request.form.get(f"counter_{m}", "") for m in device.model.meter_codes}
+        counters = {meter: value for meter, value in counters.items() if value.strip()}
+        supplies = {c: request.form.get(f"toner_{c}", "") for c in SUPPLY_COLOURS}
+        supplies = {colour: value.strip() for colour, value in supplies.items() if value.strip()}
+        taken_at = request.form.get("taken_at", "")
+        try:
+            recorded = services.record_reading(
+                device.id, taken_at, counters, supplies, source="staff", entered_by=current_user.id
+            )
+        except services.MeteringError as error:
+            db.session.rollback()
+            values = {"taken_at": taken_at, **{f"counter_{m}": v for m, v in counters.items()}}
+            values |= {f"toner_{c}": v for c, v in supplies.items()}
+            return self._render(device, [], values, error.errors, device.serial), 422
+        db.session.commit()
+        reading = recorded.reading
+        if not recorded.created:
+            flash(_("This reading was already recorded."), "info")
+        elif reading.status == "pending_review":
+            flash(_("Reading saved and held for review: %(reason)s", reason=reading.reason), "warning")
+        else:
+            flash(_("Reading saved for %(serial)s.", serial=device.serial), "success")
+        for warning in recorded.warnings:
+            flash(warning, "info")
+        return redirect(url_for(".index", device_id=device.id))
+
+
+class ReadingView(SecuredModelView):
+    """Every reading, newest first, with filters by serial, customer, status and source; read-only."""
+
+    permission = "readings.view"
+    edit_permission = "readings.edit"
+    allow_create = False
+    allow_edit = False
+    can_export = True
+    column_list = ("device.serial", "device.customer.name", "taken_at", "counters", "status", "source", "reason")
+    column_labels = {
+        "device.serial": _l("Serial number"),
+        "device.customer.name": _l("Customer"),
+        "taken_at": _l("Taken at"),
+        "counters": _l("Counters"),
+        "status": _l("Status"),
+        "source": _l("Source"),
+        "reason": _l("Reason"),
+        "warnings": _l("Warnings"),
+        "created_at": _l("Recorded at"),
+    }
+    column_details_list = (
+        "device.serial",
+        "device.customer.name",
+        "taken_at",
+        "counters",
+        "supply_levels",
+        "status",
+        "source",
+        "reason",
+        "warnings",
+        "created_at",
+    )
+    column_searchable_list = ("device.serial", "device.customer.name")
+    column_filters = ("device.serial", "device.customer.name", "status", "source", "taken_at")
+    column_default_sort = ("taken_at", True)
+    column_formatters = {
+        "status": _label(STATUS_LABELS),
+        "source": _label(SOURCE_LABELS),
+        "counters": lambda view, context, model, name: ", ".join(f"{m} {v:,}" for m, v in model.counters.items()),
+        "supply_levels": lambda view, context, model, name: ", ".join(
+            f"{COLOUR_LABELS.get(c, c)} {v}%" for c, v in model.supply_levels.items()
+        ),
+        "taken_at": lambda view, context, model, name: services.show_time(model.taken_at),
+    }
+    column_choices = {
+        "status": [(s, STATUS_LABELS[s]) for s in READING_STATUSES],
+        "source": [(s, SOURCE_LABELS[s]) for s in READING_SOURCES],
+    }
+
+
+class ReviewView(SecuredView):
+    """Readings held because a counter jumped: staff accept or reject each one (audited)."""
+
+    permission = "readings.view"
+
+    @expose("/")
+    def index(self):
+        readings = db.session.scalars(
+            sa.select(Reading).where(Reading.status == "pending_review").order_by(Reading.taken_at, Reading.id)
+        ).all()
+        return self.render(
+            "admin/metering_review.html",
+            readings=readings,
+            can_edit=has_permission(current_user, "readings.edit"),
+            show=services.show_time,
+        )
+
+    def _pending(self, reading_id: int) -> Reading:
+        if not has_permission(current_user, "readings.edit"):
+            abort(403)
+        reading = db.session.get(Reading, reading_id)
+        if reading is None:
+            abort(404)
+        return reading
+
+    @expose("/<int:reading_id>/approve", methods=("POST",))
+    def approve(self, reading_id: int):
+        reading = self._pending(reading_id)
+        try:
+            services.approve_reading(reading, current_user.id)
+        except services.MeteringError as error:
+            db.session.rollback()
+            flash(" ".join(error.errors.values()), "error")
+            return redirect(url_for(".index"))
+        db.session.commit()
+        flash(_("Reading of %(serial)s accepted.", serial=reading.device.serial), "success")
+        return redirect(url_for(".index"))
+
+    @expose("/<int:reading_id>/reject", methods=("POST",))
+    def reject(self, reading_id: int):
+        reading = self._pending(reading_id)
+        try:
+            services.reject_reading(reading, current_user.id, request.form.get("reason", ""))
+        except services.MeteringError as error:
+            db.session.rollback()
+            flash(" ".join(error.errors.values()), "error")
+            return redirect(url_for(".index"))
+        db.session.commit()
+        flash(_("Reading of %(serial)s rejected.", serial=reading.device.serial), "success")
+        return redirect(url_for(".index"))
+
+
+class ReplacementView(SecuredModelView):
+    """Meter replacements and resets: recorded once, never edited (a wrong one is deleted and entered again)."""
+
+    permission = "readings.view"
+    edit_permission = "readings.edit"
+    allow_edit = False
+    allow_delete = True
+    column_list = ("device.serial", "date", "meter", "old_final", "new_start", "notes")
+    column_labels = {
+        "device": _l("Device"),
+        "device.serial": _l("Serial number"),
+        "date": _l("Date"),
+        "meter": _l("Meter"),
+        "old_final": _l("Old meter's final value"),
+        "new_start": _l("New meter's start value"),
+        "notes": _l("Notes"),
+    }
+    column_searchable_list = ("device.serial",)
+    column_filters = ("device.serial", "meter", "date")
+    column_default_sort = ("date", True)
+    form_columns = ("device", "date", "meter", "old_final", "new_start", "notes")
+    # `meter` is a foreign key, which Flask-Admin leaves out of generated forms: typed as a code instead.
+    form_extra_fields = {"meter": StringField(_l("Meter"), validators=[InputRequired()])}
+    form_args = {
+        "meter": {"description": _l("The meter's code, e.g. bw or color.")},
+        "date": {"description": _l("Readings from this day on count from the new start value.")},
+    }
+
+    def create_model(self, form):
+        device = form.device.data
+        try:
+            event = services.record_replacement(
+                device.id if device else None,
+                form.date.data,
+                (form.meter.data or "").strip().lower(),
+                form.old_final.data,
+                form.new_start.data,
+                entered_by=current_user.id,
+                notes=form.notes.data,
+            )
+        except services.MeteringError as error:
+            db.session.rollback()
+            for name, message in error.errors.items():
+                target = form._fields.get("device" if name == "device_id" else name)
+                if target is not None:
+                    target.errors = [*target.errors, message]
+                else:
+                    flash(message, "error")
+            return False
+        db.session.commit()
+        return event
+
+
+class ImportView(SecuredView):
+    """Upload a CSV of readings, see every row's errors, then write all readings or none."""
+
+    permission = "readings.edit"
+
+    @expose("/")
+    def index(self):
+        return self.render("admin/metering_import.html", result=None, content="")
+
+    @expose("/template/<kind>.csv")
+    def template(self, kind: str):
+        if kind not in imports.TEMPLATES:
+            abort(404)
+        return Response(
+            imports.template_csv(kind),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f"attachment; filename=copydesk-readings-{kind}.csv"},
+        )
+
+    @expose("/run/", methods=("POST",))
+    def run(self):
+        upload = request.files.get("file")
+        content = decode(upload.read()) if upload and upload.filename else request.form.get("content", "")
+        if not content.strip():
+            flash(_("Choose a CSV file."), "error")
+            return redirect(url_for(".index"))
+        commit = request.form.get("step") == "import"
+        result = imports.import_readings(content, commit=commit, entered_by=current_user.id)
+        if commit and result.ok:
+            flash(_("%(count)d readings imported.", count=result.written), "success")
+            return redirect(url_for(".index"))
+        return self.render("admin/metering_import.html", result=result, content=content)

@@ -1,0 +1,207 @@
+"""/api/v1/readings and /api/v1/devices/{id}/meter-replacements: readings in and out, meter replacements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask.views import MethodView
+from flask_babel import gettext as _
+
+from core.api.auth import api_user, require
+from core.api.blueprint import ApiBlueprint
+from core.api.errors import ApiProblem
+from core.api.fields import String, UtcDateTime
+from core.api.pagination import PageArgs, page_schema, paginate
+from core.auth.scoping import customer_scoped
+from core.db import db
+from core.permissions import is_staff
+from modules.metering import services
+from modules.metering.models import READING_STATUSES, Reading
+from modules.rentals.models import Device
+
+MAX_ID = 2**31 - 1
+ID_PATH = f"int(min=1, max={MAX_ID})"
+CUSTOMER_SOURCES = ("api", "portal")
+
+readings_blp = ApiBlueprint(
+    "metering_readings", __name__, url_prefix="/readings", description="Meter readings of devices."
+)
+replacements_blp = ApiBlueprint(
+    "metering_replacements", __name__, url_prefix="/devices", description="Meter replacements and resets."
+)
+
+
+def _id(**kwargs: Any) -> ma.fields.Integer:
+    return ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class ReadingInSchema(ma.Schema):
+    device_id = _id(required=True)
+    taken_at = UtcDateTime(
+        required=True,
+        metadata={"description": "When the counters were read; without a UTC offset, the dealer's local time."},
+    )
+    counters = ma.fields.Dict(
+        keys=String(validate=ma.validate.Length(min=1, max=20)),
+        values=ma.fields.Raw(metadata={"type": "integer", "minimum": 0, "maximum": services.MAX_COUNTER}),
+        required=True,
+        metadata={"description": 'Counters by meter, e.g. {"bw": 12345, "color": 2345}; some meters may be left out.'},
+    )
+    supplies = ma.fields.Dict(
+        keys=String(validate=ma.validate.Length(min=1, max=20)),
+        values=ma.fields.Raw(metadata={"type": "integer", "minimum": 0, "maximum": 100}),
+        metadata={"description": 'Toner levels in percent by colour (black, cyan, magenta, yellow): {"black": 40}.'},
+    )
+    source = String(
+        validate=ma.validate.OneOf(services.ENTRY_SOURCES),
+        metadata={"description": "The channel (default api); a customer's token may send api or portal."},
+    )
+
+
+class ReadingSchema(ma.Schema):
+    id = ma.fields.Integer()
+    device_id = ma.fields.Integer()
+    serial = ma.fields.String(attribute="device.serial")
+    taken_at = UtcDateTime()
+    counters = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    supplies = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), attribute="supply_levels")
+    source = ma.fields.String()
+    status = ma.fields.String(metadata={"enum": list(READING_STATUSES)})
+    reason = ma.fields.String(allow_none=True, metadata={"description": "Why it waits for review or was rejected."})
+    warnings = ma.fields.List(ma.fields.String(), attribute="warning_list")
+    created_at = UtcDateTime()
+
+
+class ReadingListArgs(PageArgs):
+    device_id = _id()
+    since = UtcDateTime(metadata={"description": "Readings taken at or after this moment."})
+    until = UtcDateTime(metadata={"description": "Readings taken at or before this moment."})
+    status = String(validate=ma.validate.OneOf(READING_STATUSES))
+
+
+class ReplacementSchema(ma.Schema):
+    id = ma.fields.Integer(dump_only=True)
+    device_id = ma.fields.Integer(dump_only=True)
+    date = ma.fields.Date(required=True, metadata={"description": "The day of the replacement or reset."})
+    meter = String(required=True, validate=ma.validate.Length(min=1, max=20))
+    old_final = ma.fields.Raw(required=True, metadata={"type": "integer", "description": "The old meter's last value."})
+    new_start = ma.fields.Raw(required=True, metadata={"type": "integer", "description": "The new meter's value."})
+    notes = String(allow_none=True, validate=ma.validate.Length(max=2000))
+
+
+def _problem(error: services.MeteringError) -> ApiProblem:
+    db.session.rollback()
+    return ApiProblem(422, errors=error.errors)
+
+
+def _visible_device(device_id: int) -> Device | None:
+    query = customer_scoped(sa.select(Device).where(Device.id == device_id), Device.customer_id, api_user())
+    return db.session.scalars(query).first()
+
+
+@readings_blp.route("")
+class Readings(MethodView):
+    @require("readings.view", "portal.readings")
+    @readings_blp.arguments(ReadingListArgs, location="query")
+    @readings_blp.response(200, page_schema(ReadingSchema))
+    def get(self, args: dict[str, Any]):
+        """List readings
+
+        Newest first. A customer's token lists only the readings of the devices standing at its sites.
+        """
+        query = customer_scoped(sa.select(Reading).join(Reading.device), Device.customer_id, api_user()).order_by(
+            Reading.taken_at.desc(), Reading.id.desc()
+        )
+        if args.get("device_id"):
+            query = query.where(Reading.device_id == args["device_id"])
+        if args.get("since"):
+            query = query.where(Reading.taken_at >= args["since"])
+        if args.get("until"):
+            query = query.where(Reading.taken_at <= args["until"])
+        if args.get("status"):
+            query = query.where(Reading.status == args["status"])
+        return paginate(query, args)
+
+    @require("readings.edit", "portal.readings")
+    @readings_blp.arguments(ReadingInSchema)
+    @readings_blp.response(201, ReadingSchema)
+    @readings_blp.alt_response(200, schema=ReadingSchema, description="The same reading was already stored.")
+    def post(self, data: dict[str, Any]):
+        """Record a reading
+
+        Validated like every other channel: a counter lower than the last accepted one (without a recorded meter
+        replacement) is refused with `422` naming `counters.<meter>`; a jump far beyond the device's usual volume is
+        stored with status `pending_review` for staff to check. `warnings` lists meters that were not given. Sending
+        the same device, time and counters again answers `200` with the reading already stored.
+        """
+        user = api_user()
+        if _visible_device(data["device_id"]) is None:
+            raise ApiProblem(422, errors={"device_id": _("There is no device with id %(id)s.", id=data["device_id"])})
+        source = data.get("source", "api")
+        if not is_staff(user) and source not in CUSTOMER_SOURCES:
+            raise ApiProblem(422, errors={"source": _("Choose one of: %(choices)s", choices="api, portal")})
+        try:
+            recorded = services.record_reading(
+                data["device_id"], data["taken_at"], data["counters"], data.get("supplies"), source, entered_by=user.id
+            )
+        except services.MeteringError as error:
+            raise _problem(error) from None
+        db.session.commit()
+        return recorded.reading, 201 if recorded.created else 200
+
+
+@readings_blp.route(f"/<{ID_PATH}:reading_id>")
+class ReadingItem(MethodView):
+    @require("readings.view", "portal.readings")
+    @readings_blp.response(200, ReadingSchema)
+    def get(self, reading_id: int):
+        """Get a reading"""
+        query = customer_scoped(
+            sa.select(Reading).join(Reading.device).where(Reading.id == reading_id), Device.customer_id, api_user()
+        )
+        reading = db.session.scalars(query).first()
+        if reading is None:
+            raise ApiProblem(404)
+        return reading
+
+
+@replacements_blp.route(f"/<{ID_PATH}:device_id>/meter-replacements")
+class Replacements(MethodView):
+    @require("readings.view")
+    @replacements_blp.response(200, ReplacementSchema(many=True))
+    def get(self, device_id: int):
+        """List a device's meter replacements
+
+        Oldest first.
+        """
+        if _visible_device(device_id) is None:
+            raise ApiProblem(404)
+        return services.replacements(device_id)
+
+    @require("readings.edit")
+    @replacements_blp.arguments(ReplacementSchema)
+    @replacements_blp.response(201, ReplacementSchema)
+    def post(self, data: dict[str, Any], device_id: int):
+        """Record a meter replacement or reset
+
+        From `date` on, the meter counts from `new_start`: a lower counter is accepted, and usage across the
+        replacement is (old_final - previous reading) + (current - new_start).
+        """
+        if _visible_device(device_id) is None:
+            raise ApiProblem(404)
+        try:
+            event = services.record_replacement(
+                device_id,
+                data["date"],
+                data["meter"],
+                data["old_final"],
+                data["new_start"],
+                entered_by=api_user().id,
+                notes=data.get("notes"),
+            )
+        except services.MeteringError as error:
+            raise _problem(error) from None
+        db.session.commit()
+        return event

@@ -1,0 +1,423 @@
+"""Overage for invoicing: the `metering` billable source, the readings still missing, and what was billed.
+
+Reads contracts, readings, replacements and the closings already billed, hands them as plain data to `usage.py`, and
+prices the overage with `modules.rentals.periods`. Invoicing de-duplicates on `(source, source_ref)`, so every line
+due is returned on every run with the same reference. Each line's `extra["closings"]` carries the closings it bills;
+when invoicing takes the line it sends `core.signals.lines_billed` and `record_billed` stores them, so later runs
+keep them ("the highest value already billed"); `lines_released` (a cancelled draft, a credit note) deletes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from core.db import db, utcnow
+from core.extension_points import BillableLine
+from modules.metering import usage as rules
+from modules.metering.models import COUNTING_STATUSES, BilledClosing, MeterReplacement, Reading, ReadingValue
+from modules.metering.services import as_utc, local_date
+from modules.rentals import periods as terms
+from modules.rentals.models import Allowance, Contract, ContractLine, MeterType
+
+SOURCE = "metering"
+BILLABLE_STATES = ("active", "suspended", "ended")
+
+
+@dataclass(frozen=True)
+class DeviceUsage:
+    """One device's usage of one meter in one period (summed over its stays when it left and came back)."""
+
+    device_id: int
+    serial: str
+    active_days: int
+    opening: int | None
+    closing: int | None
+    estimated: bool
+    usage: int | None
+    closing_usage: rules.PeriodUsage | None = None  # the last stay's, for recording what was billed
+
+    def closing_record(self, contract_id: int, meter: str) -> dict:
+        """The closing this device's usage is billed with, as `extra["closings"]` carries it (JSON)."""
+        item = self.closing_usage
+        return {
+            "contract_id": contract_id,
+            "device_id": self.device_id,
+            "meter": meter,
+            "period_index": item.period.index,
+            "reading_id": item.reading_id,
+            "opening_value": item.high_water,
+            "opening_on": item.high_water_on.isoformat(),
+            "closing_value": item.closing_value,
+            "closing_on": item.closing_on.isoformat(),
+            "closing_counter": item.closing,
+        }
+
+
+def contract_usage(contract: Contract, as_of: dt.date) -> dict[tuple[int, str], list[DeviceUsage]]:
+    """Usage per (period index, meter) for each device on the contract, over the periods ended by `as_of`."""
+    ended = ended_periods(contract, as_of)
+    if not ended:
+        return {}
+    meters = {allowance.meter for allowance in contract.allowances}
+    billed = billed_closings(contract.id)
+    result: dict[tuple[int, str], list[DeviceUsage]] = defaultdict(list)
+    for device_id, lines in _lines_by_device(contract).items():
+        device = lines[0].device
+        for meter in sorted(meters & set(device.model.meter_codes)):
+            points = device_points(device_id, meter)
+            events = device_replacements(device_id, meter)
+            per_period: dict[int, list[tuple[ContractLine, rules.PeriodUsage]]] = defaultdict(list)
+            for line in lines:
+                counters = {c.meter: c for c in line.counters}
+                if meter not in counters:
+                    continue
+                stay = rules.Stay(
+                    line.start_date, counters[meter].start_value, line.end_date, counters[meter].end_value
+                )
+                records = stay_records(billed.get((device_id, meter), {}), stay)
+                for item in rules.meter_usage(ended, stay, points, events, contract.grace_days, as_of, records):
+                    per_period[item.period.index].append((line, item))
+            for index, items in per_period.items():
+                usages = [item.usage for _line, item in items]
+                result[(index, meter)].append(
+                    DeviceUsage(
+                        device_id=device_id,
+                        serial=device.serial,
+                        active_days=sum(
+                            terms.device_active_days(item.period, line.start_date, line.end_date)
+                            for line, item in items
+                        ),
+                        opening=items[0][1].opening,
+                        closing=items[-1][1].closing,
+                        estimated=any(item.estimated for _line, item in items),
+                        usage=None if None in usages else sum(usages),
+                        closing_usage=items[-1][1],
+                    )
+                )
+    return result
+
+
+def ended_periods(contract: Contract, as_of: dt.date) -> list[terms.Period]:
+    """The contract's periods whose last day is before `as_of`."""
+    if as_of <= contract.start_date:
+        return []
+    return [
+        period
+        for period in terms.periods(contract.start_date, contract.period_months, contract.end_date, as_of)
+        if period.end < as_of
+    ]
+
+
+def _lines_by_device(contract: Contract) -> dict[int, list[ContractLine]]:
+    lines: dict[int, list[ContractLine]] = defaultdict(list)
+    for line in sorted(contract.lines, key=lambda line: line.start_date):
+        lines[line.device_id].append(line)
+    return lines
+
+
+def device_points(device_id: int, meter: str) -> list[rules.Point]:
+    """The device's accepted and estimated counter values of `meter`, as usage points in the dealer's days."""
+    rows = db.session.execute(
+        sa.select(Reading.id, Reading.taken_at, Reading.status, ReadingValue.value)
+        .join(ReadingValue, ReadingValue.reading_id == Reading.id)
+        .where(
+            Reading.device_id == device_id,
+            ReadingValue.meter == meter,
+            Reading.status.in_(COUNTING_STATUSES),
+        )
+    )
+    return [
+        rules.Point(local_date(taken_at), value, status == "estimated", as_utc(taken_at), reading_id)
+        for reading_id, taken_at, status, value in rows
+    ]
+
+
+def device_replacements(device_id: int, meter: str) -> list[rules.Replacement]:
+    rows = db.session.scalars(
+        sa.select(MeterReplacement).where(MeterReplacement.device_id == device_id, MeterReplacement.meter == meter)
+    )
+    return [rules.Replacement(event.date, event.old_final, event.new_start) for event in rows]
+
+
+def billed_closings(contract_id: int) -> dict[tuple[int, str], dict[int, rules.Billed]]:
+    """The closings billed on `contract_id`, per (device, meter) and period index."""
+    rows = db.session.scalars(
+        sa.select(BilledClosing).where(BilledClosing.contract_id == contract_id).order_by(BilledClosing.id)
+    )
+    result: dict[tuple[int, str], dict[int, rules.Billed]] = defaultdict(dict)
+    for row in rows:
+        result[(row.device_id, row.meter)].setdefault(
+            row.period_index,
+            rules.Billed(
+                row.opening_value,
+                row.opening_on,
+                row.closing_value,
+                row.closing_on,
+                row.closing_counter,
+                row.reading_id,
+            ),
+        )
+    return result
+
+
+def stay_records(records: dict[int, rules.Billed], stay: rules.Stay) -> dict[int, rules.Billed]:
+    """The billed closings of one stay of a device (one that left and came back has several)."""
+    return {
+        index: record
+        for index, record in records.items()
+        if stay.start <= record.closing_on and (stay.end is None or record.closing_on <= stay.end)
+    }
+
+
+def record_billed(sender: object, source: str, lines: list[tuple[str, dict]], **_kwargs: object) -> None:
+    """`lines_billed` receiver: store the closings of metering's billed lines, in invoicing's transaction."""
+    if source != SOURCE:
+        return
+    rows = [
+        {
+            "source_ref": source_ref,
+            "contract_id": closing["contract_id"],
+            "period_index": closing["period_index"],
+            "device_id": closing["device_id"],
+            "meter": closing["meter"],
+            "reading_id": closing["reading_id"],
+            "opening_value": closing["opening_value"],
+            "opening_on": dt.date.fromisoformat(closing["opening_on"]),
+            "closing_value": closing["closing_value"],
+            "closing_on": dt.date.fromisoformat(closing["closing_on"]),
+            "closing_counter": closing["closing_counter"],
+            "created_at": utcnow(),
+        }
+        for source_ref, extra in lines
+        for closing in (extra or {}).get("closings", [])
+    ]
+    if rows:
+        db.session.execute(sa.insert(BilledClosing), rows)
+
+
+def release_billed(sender: object, source: str, source_refs: list[str], **_kwargs: object) -> None:
+    """`lines_released` receiver: the lines are unbilled again, so are their closings."""
+    if source != SOURCE or not source_refs:
+        return
+    refs = sorted(set(source_refs))
+    for start in range(0, len(refs), 500):  # bounded IN lists
+        db.session.execute(sa.delete(BilledClosing).where(BilledClosing.source_ref.in_(refs[start : start + 500])))
+
+
+def customer_contracts(customer_id: int) -> list[Contract]:
+    return list(
+        db.session.scalars(
+            sa.select(Contract)
+            .where(Contract.customer_id == customer_id, Contract.state.in_(BILLABLE_STATES))
+            .order_by(Contract.id)
+        )
+    )
+
+
+# Billable lines
+
+
+class OverageSource:
+    """The `billable_source` of metering: overage by band and minimum charge adjustments."""
+
+    name = SOURCE
+
+    def billable_lines(self, customer_id: int, as_of: dt.date) -> list[BillableLine]:
+        lines = []
+        for contract in customer_contracts(customer_id):
+            lines.extend(contract_lines(contract, as_of))
+        return lines
+
+    def missing_readings(self, customer_id: int, as_of: dt.date) -> list[dict]:
+        """The periods whose overage waits for a closing reading (core's MissingReadingsReporter)."""
+        return missing_readings(customer_id, as_of)
+
+
+def contract_lines(contract: Contract, as_of: dt.date) -> list[BillableLine]:
+    """Every overage and minimum-charge line of `contract` due by `as_of` (periods ended with their readings)."""
+    usage = contract_usage(contract, as_of)
+    result = []
+    for period in ended_periods(contract, as_of):
+        years = terms.escalation_years(contract.start_date, period.start)
+        complete = True
+        overage_total = Decimal("0.00")
+        closings = []
+        for allowance in contract.allowances:
+            devices = [d for d in usage.get((period.index, allowance.meter), []) if d.active_days > 0]
+            if any(d.usage is None for d in devices):
+                complete = False
+                continue
+            closings.extend(d.closing_record(contract.id, allowance.meter) for d in devices)
+            bands = [
+                (up_to, terms.escalate_price(price, contract.escalation_percent, years))
+                for up_to, price in allowance.band_pairs
+            ]
+            for pages, included, device, used in _overage(allowance, period, devices):
+                for band_number, (band_pages, price) in enumerate(terms.band_amounts(pages, bands), start=1):
+                    amount = terms.line_amount(band_pages, price)
+                    overage_total += amount
+                    device_id = device.device_id if device else None
+                    result.append(
+                        BillableLine(
+                            source=SOURCE,
+                            source_ref=(
+                                f"overage:{contract.id}:{period.index}:{allowance.meter}:"
+                                f"{device_id or 'pool'}:{band_number}"
+                            ),
+                            description=_describe(
+                                contract, allowance, period, device, devices, used, included, band_number, len(bands)
+                            ),
+                            quantity=Decimal(band_pages),
+                            unit_price=price,
+                            vat_rate=contract.vat_rate,
+                            kind="overage",
+                            contract_id=contract.id,
+                            period_start=period.start,
+                            period_end=period.end,
+                            meter=allowance.meter,
+                            device_id=device_id,
+                            extra={
+                                "period_index": period.index,
+                                "band": band_number,
+                                "included": included,
+                                "usage": used,
+                                "amount": str(amount),
+                                "estimated": any(d.estimated for d in ([device] if device else devices)),
+                                "closings": [
+                                    d.closing_record(contract.id, allowance.meter)
+                                    for d in ([device] if device else devices)
+                                ],
+                            },
+                        )
+                    )
+        if complete and contract.minimum_charge is not None:
+            fee = terms.period_fee(contract.fee, contract.escalation_percent, contract.start_date, period)
+            adjustment = contract.minimum_charge - fee - overage_total
+            if adjustment > 0:
+                result.append(
+                    BillableLine(
+                        source=SOURCE,
+                        source_ref=f"minimum:{contract.id}:{period.index}",
+                        description=_(
+                            "Minimum charge adjustment, contract %(number)s, %(start)s to %(end)s "
+                            "(minimum %(minimum)s, fee %(fee)s, overage %(overage)s)",
+                            number=contract.number,
+                            start=period.start.isoformat(),
+                            end=period.end.isoformat(),
+                            minimum=contract.minimum_charge,
+                            fee=fee,
+                            overage=overage_total,
+                        ),
+                        quantity=Decimal(1),
+                        unit_price=adjustment,
+                        vat_rate=contract.vat_rate,
+                        kind="minimum",
+                        contract_id=contract.id,
+                        period_start=period.start,
+                        period_end=period.end,
+                        # Every closing of the period: billing the minimum settles the whole period.
+                        extra={"period_index": period.index, "closings": closings},
+                    )
+                )
+    return result
+
+
+def _overage(
+    allowance: Allowance, period: terms.Period, devices: list[DeviceUsage]
+) -> list[tuple[int, int, DeviceUsage | None, int]]:
+    """(overage pages, included pages, device or None when pooled, usage) for each overage of the period."""
+    if allowance.pooled:
+        if not devices:
+            return []
+        included = terms.prorate_pages(allowance.included, period.active_days, period.period_days)
+        used = sum(d.usage for d in devices)
+        pages = max(0, used - included)
+        return [(pages, included, None, used)] if pages else []
+    result = []
+    for device in devices:
+        included = terms.prorate_pages(
+            allowance.included, min(device.active_days, period.period_days), period.period_days
+        )
+        pages = max(0, device.usage - included)
+        if pages:
+            result.append((pages, included, device, device.usage))
+    return result
+
+
+def _meter_label(code: str) -> str:
+    meter = db.session.get(MeterType, code)
+    locale = get_locale()
+    return meter.label(locale.language if locale else None) if meter else code
+
+
+def _describe(
+    contract: Contract,
+    allowance: Allowance,
+    period: terms.Period,
+    device: DeviceUsage | None,
+    devices: list[DeviceUsage],
+    used: int,
+    included: int,
+    band: int,
+    bands: int,
+) -> str:
+    counters = [
+        _(
+            "%(serial)s %(opening)s to %(closing)s%(estimated)s",
+            serial=d.serial,
+            opening=d.opening,
+            closing=d.closing,
+            estimated=_(" (estimated)") if d.estimated else "",
+        )
+        for d in ([device] if device else devices)
+    ]
+    text = _(
+        "%(meter)s pages over the allowance, contract %(number)s, %(start)s to %(end)s: counters %(counters)s; "
+        "%(used)s pages, %(included)s included",
+        meter=_meter_label(allowance.meter),
+        number=contract.number,
+        start=period.start.isoformat(),
+        end=period.end.isoformat(),
+        counters=", ".join(counters),
+        used=used,
+        included=included,
+    )
+    if bands > 1:
+        text += " " + _("(band %(band)d)", band=band)
+    return text
+
+
+def missing_readings(customer_id: int, as_of: dt.date) -> list[dict]:
+    """Each (contract, device, meter, period) ended by `as_of` whose overage waits for a closing reading.
+
+    Plain data for invoicing's run report: contract id and number, device id and serial, meter, period index, start
+    and end, and `grace_until` (the last day a reading still closes the period).
+    """
+    result = []
+    for contract in customer_contracts(customer_id):
+        ended = {period.index: period for period in ended_periods(contract, as_of)}
+        for (index, meter), devices in sorted(contract_usage(contract, as_of).items()):
+            period = ended[index]
+            for device in devices:
+                if device.usage is None and device.active_days > 0:
+                    result.append(
+                        {
+                            "contract_id": contract.id,
+                            "contract_number": contract.number,
+                            "device_id": device.device_id,
+                            "serial": device.serial,
+                            "meter": meter,
+                            "period_index": index,
+                            "period_start": period.start,
+                            "period_end": period.end,
+                            "grace_until": period.end + dt.timedelta(days=contract.grace_days),
+                        }
+                    )
+    return result

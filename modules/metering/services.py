@@ -1,0 +1,655 @@
+"""Metering domain logic: the one validation every reading channel goes through, review, and meter replacements.
+
+The API, the staff form, the CSV import and the customer portal all call `record_reading`, so a reading gets the same
+checks and the same messages whichever door it comes through. Errors are collected per field (`taken_at`,
+`counters.bw`, `supplies.cyan`) and raised together as one `MeteringError`; nothing is written when any is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from flask_babel import gettext as _
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.db import db, savepoint_committed, utcnow
+from core.settings import get_setting
+from core.signals import reading_accepted
+from modules.metering.models import (
+    READING_SOURCES,
+    SUPPLY_COLOURS,
+    MeterReplacement,
+    Reading,
+    ReadingValue,
+    SupplyLevel,
+)
+from modules.rentals.models import ContractLine, Device
+
+# A counter has at most 12 digits: anything longer is a typing mistake (no copier prints a trillion pages).
+MAX_COUNTER_DIGITS = 12
+MAX_COUNTER = 10**MAX_COUNTER_DIGITS - 1
+# Device clocks and browsers drift: a reading a few minutes "in the future" is still now.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+DEFAULT_TIMEZONE = "Europe/Rome"
+DEFAULT_JUMP_FACTOR = 3
+DEFAULT_JUMP_MIN_HISTORY_DAYS = 30
+DEFAULT_JUMP_MIN_PAGES = 500
+# Channels that people and devices use; `estimate` readings are made only by the estimate service.
+ENTRY_SOURCES = tuple(source for source in READING_SOURCES if source != "estimate")
+INTEGER_RE = re.compile(r"\s*\d+\s*")
+ACCEPTED_KEY = "metering_accepted"
+
+
+class MeteringError(Exception):
+    """Invalid input: `errors` maps each field (dotted path) to a message for the user."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+
+@dataclass
+class Checked:
+    """A reading that passed validation: its clean values and the status it gets."""
+
+    device: Device
+    taken_at: dt.datetime
+    counters: dict[str, int]
+    supplies: dict[str, int]
+    source: str
+    status: str = "accepted"
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recorded:
+    """What `record_reading` did: the reading, whether it is new (False: the same reading was already stored)."""
+
+    reading: Reading
+    created: bool
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class KnownValue:
+    """A counter value the device is known to have had: an accepted actual reading or a contract line's counter."""
+
+    at: dt.datetime
+    value: int
+    what: str
+
+
+# Time
+
+
+def dealer_timezone() -> ZoneInfo:
+    """The dealer's time zone (setting `metering.timezone`): reading dates and period days are in it."""
+    try:
+        return ZoneInfo(str(get_setting("metering.timezone", DEFAULT_TIMEZONE)))
+    except (ZoneInfoNotFoundError, ValueError):
+        current_app.logger.warning("metering.timezone is not a known time zone; using %s", DEFAULT_TIMEZONE)
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """An aware datetime in UTC; a naive one read back from SQLite is already UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def local_date(value: dt.datetime) -> dt.date:
+    """The dealer's calendar day of an instant."""
+    return as_utc(value).astimezone(dealer_timezone()).date()
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """The first instant of the dealer's calendar day `day`, in UTC."""
+    return dt.datetime.combine(day, dt.time(), dealer_timezone()).astimezone(dt.UTC)
+
+
+def parse_taken_at(errors: dict[str, str], name: str, value: Any) -> dt.datetime | None:
+    """An aware UTC datetime from a datetime, a date or ISO text; a time without zone is the dealer's local time.
+
+    A date alone means noon of that day, so it stays on that day in every time zone near the dealer's.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors.setdefault(name, _("This field is required."))
+        return None
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time(12))
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = (
+                dt.datetime.combine(dt.date.fromisoformat(text), dt.time(12))
+                if len(text) == 10
+                else dt.datetime.fromisoformat(text.replace(" ", "T", 1))
+            )
+        except ValueError:
+            errors.setdefault(name, _("Not a date and time (YYYY-MM-DD HH:MM): %(value)s", value=text[:40]))
+            return None
+    if not isinstance(value, dt.datetime):
+        errors.setdefault(name, _("Not a date and time (YYYY-MM-DD HH:MM): %(value)s", value=str(value)[:40]))
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dealer_timezone())
+    if not 1990 <= value.year <= 2199:
+        errors.setdefault(name, _("The year must be between %(min)d and %(max)d.", min=1990, max=2199))
+        return None
+    return value.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _parse_count(errors: dict[str, str], name: str, value: Any, label: str) -> int | None:
+    """A counter: a whole number, not negative, at most MAX_COUNTER_DIGITS digits; digit strings are accepted."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors.setdefault(name, _("The %(meter)s counter is empty.", meter=label))
+        return None
+    if isinstance(value, bool | float) or not isinstance(value, int | str):
+        errors.setdefault(name, _("The %(meter)s counter is not a whole number: %(value)s", meter=label, value=value))
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("-") and text[1:].strip().isdigit():
+            errors.setdefault(name, _("The %(meter)s counter must not be negative.", meter=label))
+            return None
+        if not INTEGER_RE.fullmatch(text):
+            errors.setdefault(
+                name, _("The %(meter)s counter is not a whole number: %(value)s", meter=label, value=text[:40])
+            )
+            return None
+        if len(text.lstrip("0")) > MAX_COUNTER_DIGITS:
+            errors.setdefault(
+                name,
+                _("The %(meter)s counter has more than %(digits)d digits.", meter=label, digits=MAX_COUNTER_DIGITS),
+            )
+            return None
+        value = int(text)
+    if value < 0:
+        errors.setdefault(name, _("The %(meter)s counter must not be negative.", meter=label))
+        return None
+    if value > MAX_COUNTER:
+        errors.setdefault(name, _too_long(label))
+        return None
+    return value
+
+
+def _too_long(label: str) -> str:
+    return _("The %(meter)s counter has more than %(digits)d digits.", meter=label, digits=MAX_COUNTER_DIGITS)
+
+
+# History
+
+
+def fingerprint(device_id: int, taken_at: dt.datetime, counters: dict[str, int]) -> str:
+    """The identity of a reading: the same device, instant and counters give the same fingerprint."""
+    payload = json.dumps([device_id, as_utc(taken_at).isoformat(), sorted(counters.items())])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def replacements(device_id: int, meter: str | None = None) -> list[MeterReplacement]:
+    query = sa.select(MeterReplacement).where(MeterReplacement.device_id == device_id)
+    if meter is not None:
+        query = query.where(MeterReplacement.meter == meter)
+    return list(db.session.scalars(query.order_by(MeterReplacement.date, MeterReplacement.id)))
+
+
+def known_values(device_id: int, meter: str, exclude_id: int | None = None) -> list[KnownValue]:
+    """The counter values the device is known to have had on `meter`, oldest first.
+
+    Accepted actual readings (estimates are guesses and pending readings are not confirmed) and the counters with
+    which the device joined and left contracts.
+    """
+    query = (
+        sa.select(Reading.taken_at, ReadingValue.value)
+        .join(ReadingValue, ReadingValue.reading_id == Reading.id)
+        .where(Reading.device_id == device_id, ReadingValue.meter == meter, Reading.status == "accepted")
+    )
+    if exclude_id is not None:
+        query = query.where(Reading.id != exclude_id)
+    values = [KnownValue(as_utc(at), value, "reading") for at, value in db.session.execute(query)]
+    lines = db.session.scalars(sa.select(ContractLine).where(ContractLine.device_id == device_id))
+    for line in lines:
+        for counter in line.counters:
+            if counter.meter != meter:
+                continue
+            values.append(KnownValue(day_start(line.start_date), counter.start_value, "installation"))
+            if line.end_date is not None and counter.end_value is not None:
+                # The final counters are read at the end of the device's last day on the contract.
+                end = day_start(line.end_date + dt.timedelta(days=1)) - dt.timedelta(seconds=1)
+                values.append(KnownValue(end, counter.end_value, "final"))
+    return sorted(values, key=lambda known: known.at)
+
+
+def last_values(device: Device) -> dict[str, KnownValue]:
+    """The latest known value of each of the device's meters (for forms that show what was read last)."""
+    result = {}
+    for meter in device.model.meter_codes:
+        segment = _current_segment(device.id, meter, known_values(device.id, meter), None)
+        if segment:
+            result[meter] = segment[-1]
+    return result
+
+
+def _current_segment(device_id: int, meter: str, values: list[KnownValue], at: dt.datetime | None) -> list[KnownValue]:
+    """The values read on the meter in place at `at` (None: now): those since its last replacement, plus its start."""
+    events = replacements(device_id, meter)
+    later = [event for event in events if at is not None and day_start(event.date) > at]
+    if later:
+        # Values read after the next replacement belong to the meter that replaced this one.
+        values = [v for v in values if v.at < day_start(later[0].date)]
+    events = [event for event in events if at is None or day_start(event.date) <= at]
+    if not events:
+        return values
+    last = events[-1]
+    since = day_start(last.date)
+    return [KnownValue(since, last.new_start, "replacement")] + [v for v in values if v.at >= since]
+
+
+def _average_daily_pages(segment: list[KnownValue], min_days: int) -> float | None:
+    """Pages per day over the history in `segment`, or None when it covers fewer than `min_days` days."""
+    if len(segment) < 2:
+        return None
+    first, last = segment[0], segment[-1]
+    days = (last.at - first.at).total_seconds() / 86400
+    if days < min_days:
+        return None
+    return max(0, last.value - first.value) / days
+
+
+# Validation
+
+
+def validate_reading(
+    device_id: Any,
+    taken_at: Any,
+    counters: Any,
+    supplies: Any = None,
+    source: Any = "staff",
+    now: dt.datetime | None = None,
+    exclude_id: int | None = None,
+) -> Checked:
+    """Check a reading as every channel must; raise MeteringError naming each bad field, or return its status.
+
+    Returns status `accepted`, or `pending_review` with the reason when a counter jumps far beyond the device's usual
+    volume; `warnings` lists the device's meters that were not given.
+    """
+    errors: dict[str, str] = {}
+    now = as_utc(now or utcnow())
+    device = _check_device(errors, device_id)
+    source = _check_source(errors, source)
+    when = parse_taken_at(errors, "taken_at", taken_at)
+    if when is not None and when > now + CLOCK_SKEW:
+        errors.setdefault("taken_at", _("The reading is dated in the future (%(when)s).", when=show_time(when)))
+    if device is not None and when is not None:
+        first = db.session.scalar(
+            sa.select(sa.func.min(ContractLine.start_date)).where(ContractLine.device_id == device.id)
+        )
+        if first is not None and local_date(when) < first:
+            errors.setdefault(
+                "taken_at",
+                _(
+                    "Device %(serial)s was installed on %(date)s, after this reading's date.",
+                    serial=device.serial,
+                    date=first,
+                ),
+            )
+    clean_counters = _check_counters(errors, device, counters)
+    clean_supplies = _check_supplies(errors, device, supplies)
+    if errors:
+        raise MeteringError(errors)
+    checked = Checked(device, when, clean_counters, clean_supplies, source)
+    missing = [meter for meter in device.model.meter_codes if meter not in clean_counters]
+    if missing:
+        checked.warnings.append(_("No counter given for: %(meters)s.", meters=", ".join(missing)))
+    _check_history(errors, checked, exclude_id)
+    if errors:
+        raise MeteringError(errors)
+    return checked
+
+
+def show_time(when: dt.datetime) -> str:
+    """An instant as the dealer reads it: local date and time."""
+    return as_utc(when).astimezone(dealer_timezone()).strftime("%Y-%m-%d %H:%M")
+
+
+def _check_device(errors: dict[str, str], device_id: Any) -> Device | None:
+    if isinstance(device_id, Device):
+        return device_id
+    if isinstance(device_id, str) and device_id.strip().isdigit():
+        device_id = int(device_id)
+    if isinstance(device_id, bool) or not isinstance(device_id, int):
+        errors["device_id"] = _("Choose a device.")
+        return None
+    device = db.session.get(Device, device_id) if 0 < device_id < 2**31 else None
+    if device is None:
+        errors["device_id"] = _("There is no device with id %(id)s.", id=device_id)
+    return device
+
+
+def _check_source(errors: dict[str, str], source: Any) -> str:
+    if source in ENTRY_SOURCES:
+        return source
+    errors["source"] = _("Choose one of: %(choices)s", choices=", ".join(ENTRY_SOURCES))
+    return "staff"
+
+
+def _check_counters(errors: dict[str, str], device: Device | None, counters: Any) -> dict[str, int]:
+    if not isinstance(counters, dict) or not counters:
+        errors["counters"] = _("Give at least one counter.")
+        return {}
+    meters = device.model.meter_codes if device is not None else None
+    clean = {}
+    for meter, value in counters.items():
+        name = f"counters.{str(meter)[:40]}"
+        if meters is not None and meter not in meters:
+            errors[name] = _(
+                "Device %(serial)s has no %(meter)s meter (it has %(meters)s).",
+                serial=device.serial,
+                meter=str(meter)[:40],
+                meters=", ".join(meters),
+            )
+            continue
+        number = _parse_count(errors, name, value, str(meter))
+        if number is not None:
+            clean[meter] = number
+    return clean
+
+
+def _check_supplies(errors: dict[str, str], device: Device | None, supplies: Any) -> dict[str, int]:
+    if supplies is None or supplies == {}:
+        return {}
+    if not isinstance(supplies, dict):
+        errors["supplies"] = _("Not a list of toner levels.")
+        return {}
+    colours = SUPPLY_COLOURS if device is None or device.model.color else ("black",)
+    clean = {}
+    for colour, value in supplies.items():
+        name = f"supplies.{str(colour)[:40]}"
+        if colour not in colours:
+            errors[name] = _(
+                "Unknown toner colour %(colour)s: use %(colours)s.", colour=colour, colours=", ".join(colours)
+            )
+            continue
+        if isinstance(value, str) and INTEGER_RE.fullmatch(value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            errors[name] = _("The %(colour)s toner level must be a whole percent from 0 to 100.", colour=colour)
+            continue
+        clean[colour] = value
+    return clean
+
+
+def _check_history(errors: dict[str, str], checked: Checked, exclude_id: int | None) -> None:
+    """Counters must not go backwards (without a replacement) and should not jump far beyond the usual volume."""
+    factor = get_setting("metering.jump_factor", DEFAULT_JUMP_FACTOR)
+    min_days = get_setting("metering.jump_min_history_days", DEFAULT_JUMP_MIN_HISTORY_DAYS)
+    min_pages = get_setting("metering.jump_min_pages", DEFAULT_JUMP_MIN_PAGES)
+    reasons = []
+    for meter, value in checked.counters.items():
+        name = f"counters.{meter}"
+        values = known_values(checked.device.id, meter, exclude_id)
+        segment = _current_segment(checked.device.id, meter, values, checked.taken_at)
+        before = [known for known in segment if known.at <= checked.taken_at]
+        after = [known for known in segment if known.at > checked.taken_at]
+        if before and value < max(known.value for known in before):
+            previous = max(before, key=lambda known: known.value)
+            errors[name] = _(
+                "The %(meter)s counter %(value)s is lower than the last one, %(last)s on %(date)s. "
+                "If the meter was replaced or reset, record that first.",
+                meter=meter,
+                value=value,
+                last=previous.value,
+                date=show_time(previous.at),
+            )
+            continue
+        if after and value > min(known.value for known in after):
+            following = min(after, key=lambda known: known.value)
+            errors[name] = _(
+                "The %(meter)s counter %(value)s is higher than a later one, %(later)s on %(date)s.",
+                meter=meter,
+                value=value,
+                later=following.value,
+                date=show_time(following.at),
+            )
+            continue
+        average = _average_daily_pages(before, min_days)
+        if average is None:
+            continue
+        last = before[-1]
+        days = max(1.0, (checked.taken_at - last.at).total_seconds() / 86400)
+        allowed = max(average * days * float(factor), float(min_pages))
+        if value - last.value > allowed:
+            reasons.append(
+                _(
+                    "The %(meter)s counter rose by %(pages)s pages in %(days)d days; "
+                    "this device usually prints about %(average)d a day.",
+                    meter=meter,
+                    pages=value - last.value,
+                    days=round(days),
+                    average=round(average),
+                )
+            )
+    if reasons:
+        checked.status = "pending_review"
+        checked.reason = " ".join(reasons)
+
+
+# Recording
+
+
+def record_reading(
+    device_id: Any,
+    taken_at: Any,
+    counters: Any,
+    supplies: Any = None,
+    source: Any = "staff",
+    entered_by: int | None = None,
+    now: dt.datetime | None = None,
+) -> Recorded:
+    """Validate and store a reading; the same device, instant and counters again returns the stored one.
+
+    Raises MeteringError (nothing written) when a field is wrong. An accepted reading emits `reading_accepted`.
+    The caller commits.
+    """
+    existing = _existing(device_id, taken_at, counters)
+    if existing is not None:
+        return Recorded(existing, False, existing.warning_list)
+    checked = validate_reading(device_id, taken_at, counters, supplies, source, now)
+    row = {
+        "device_id": checked.device.id,
+        "taken_at": checked.taken_at,
+        "source": checked.source,
+        "status": checked.status,
+        "reason": checked.reason,
+        "warnings": "\n".join(checked.warnings) or None,
+        "entered_by": entered_by,
+        "fingerprint": fingerprint(checked.device.id, checked.taken_at, checked.counters),
+        "created_at": utcnow(),
+    }
+    # ON CONFLICT DO NOTHING: when the same reading arrives twice at once, the second finds the first (no error,
+    # and no savepoint, which pysqlite would turn into a commit).
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[db.session.get_bind().dialect.name]
+    reading_id = db.session.execute(
+        insert(Reading).values(**row).on_conflict_do_nothing(index_elements=["fingerprint"]).returning(Reading.id)
+    ).scalar()
+    if reading_id is None:
+        existing = db.session.scalars(sa.select(Reading).where(Reading.fingerprint == row["fingerprint"])).one()
+        return Recorded(existing, False, existing.warning_list)
+    reading = db.session.get(Reading, reading_id)
+    reading.values = [ReadingValue(meter=meter, value=value) for meter, value in sorted(checked.counters.items())]
+    reading.supplies = [SupplyLevel(colour=colour, percent=value) for colour, value in sorted(checked.supplies.items())]
+    changes = {key: row[key] for key in ("device_id", "source", "status", "reason", "entered_by")}
+    changes |= {"taken_at": checked.taken_at.isoformat(), "counters": checked.counters}
+    audit.record("create", Reading.__tablename__, reading.id, changes)
+    db.session.flush()
+    if reading.status == "accepted":
+        _emit_accepted(reading)
+    return Recorded(reading, True, checked.warnings)
+
+
+def _existing(device_id: Any, taken_at: Any, counters: Any) -> Reading | None:
+    """The stored reading identical to this one, when the input is clean enough to tell."""
+    errors: dict[str, str] = {}
+    device = _check_device(errors, device_id)
+    when = parse_taken_at(errors, "taken_at", taken_at)
+    if device is None or when is None or not isinstance(counters, dict):
+        return None
+    clean = {}
+    for meter, value in counters.items():
+        number = _parse_count(errors, "counter", value, str(meter))
+        if number is None:
+            return None
+        clean[meter] = number
+    return db.session.scalar(sa.select(Reading).where(Reading.fingerprint == fingerprint(device.id, when, clean)))
+
+
+def _emit_accepted(reading: Reading) -> None:
+    # Sent after commit: a receiver then always finds the reading, and a preview that rolls back sends nothing.
+    db.session.info.setdefault(ACCEPTED_KEY, []).append((reading.id, reading.device_id))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_accepted(session: Session) -> None:
+    if savepoint_committed(session):
+        return
+    accepted = session.info.pop(ACCEPTED_KEY, [])
+    if accepted and has_app_context():
+        app = current_app._get_current_object()
+        for reading_id, device_id in accepted:
+            reading_accepted.send(app, reading_id=reading_id, device_id=device_id)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_accepted(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(ACCEPTED_KEY, None)
+
+
+def approve_reading(reading: Reading, user_id: int | None) -> Reading:
+    """Staff accept a reading held for review; it is checked again against what was recorded since."""
+    if reading.status != "pending_review":
+        raise MeteringError({"status": _("Only a reading waiting for review can be accepted.")})
+    checked = validate_reading(
+        reading.device_id,
+        reading.taken_at,
+        reading.counters,
+        reading.supply_levels,
+        reading.source,
+        now=reading.created_at,
+        exclude_id=reading.id,
+    )
+    reading.status = "accepted"
+    reading.reviewed_by = user_id
+    reading.reviewed_at = utcnow()
+    audit.record("reading.approved", "metering_reading", reading.id, {"reason": reading.reason or checked.reason})
+    db.session.flush()
+    _emit_accepted(reading)
+    return reading
+
+
+def reject_reading(reading: Reading, user_id: int | None, reason: str) -> Reading:
+    """Staff reject a reading held for review, saying why."""
+    if reading.status != "pending_review":
+        raise MeteringError({"status": _("Only a reading waiting for review can be rejected.")})
+    reason = (reason or "").strip()
+    if not reason:
+        raise MeteringError({"reason": _("Say why the reading is rejected.")})
+    if len(reason) > 500:
+        raise MeteringError({"reason": _("At most %(max)d characters.", max=500)})
+    reading.status = "rejected"
+    reading.reason = reason
+    reading.reviewed_by = user_id
+    reading.reviewed_at = utcnow()
+    audit.record("reading.rejected", "metering_reading", reading.id, {"reason": reason})
+    db.session.flush()
+    return reading
+
+
+# Meter replacements
+
+
+def record_replacement(
+    device_id: Any,
+    date: Any,
+    meter: Any,
+    old_final: Any,
+    new_start: Any,
+    entered_by: int | None = None,
+    notes: str | None = None,
+    today: dt.date | None = None,
+) -> MeterReplacement:
+    """Record that `meter` was replaced or reset on `date`; readings from that day on count from `new_start`."""
+    errors: dict[str, str] = {}
+    device = _check_device(errors, device_id)
+    day = _parse_date(errors, "date", date)
+    today = today or local_date(utcnow())
+    if day is not None and day > today:
+        errors["date"] = _("The date is in the future.")
+    meters = device.model.meter_codes if device is not None else []
+    if device is not None and meter not in meters:
+        errors["meter"] = _(
+            "Device %(serial)s has no %(meter)s meter (it has %(meters)s).",
+            serial=device.serial,
+            meter=str(meter)[:40],
+            meters=", ".join(meters),
+        )
+    old = _parse_count(errors, "old_final", old_final, str(meter))
+    new = _parse_count(errors, "new_start", new_start, str(meter))
+    if not errors:
+        at = day_start(day)
+        segment = _current_segment(device.id, meter, known_values(device.id, meter), at - dt.timedelta(seconds=1))
+        before = [known for known in segment if known.at < at]
+        if before and old < before[-1].value:
+            errors["old_final"] = _(
+                "The old meter's final value is lower than its last reading, %(last)s on %(date)s.",
+                last=before[-1].value,
+                date=show_time(before[-1].at),
+            )
+        taken = db.session.scalar(
+            sa.select(MeterReplacement.id).where(
+                MeterReplacement.device_id == device.id, MeterReplacement.meter == meter, MeterReplacement.date == day
+            )
+        )
+        if taken is not None:
+            errors["date"] = _("A replacement of this meter is already recorded on %(date)s.", date=day)
+    if errors:
+        raise MeteringError(errors)
+    event = MeterReplacement(
+        device_id=device.id,
+        date=day,
+        meter=meter,
+        old_final=old,
+        new_start=new,
+        entered_by=entered_by,
+        notes=(notes or "").strip()[:2000] or None,
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def _parse_date(errors: dict[str, str], name: str, value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return local_date(value)
+    if isinstance(value, dt.date):
+        return value
+    try:
+        day = dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        errors[name] = _("Not a date (YYYY-MM-DD): %(value)s", value=str(value)[:40])
+        return None
+    if not 1990 <= day.year <= 2199:
+        errors[name] = _("The year must be between %(min)d and %(max)d.", min=1990, max=2199)
+        return None
+    return day
