@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from flask import Blueprint, Flask
+from flask_babel import lazy_gettext
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from core.extension_points import ExtensionRegistry
@@ -85,7 +86,7 @@ class ModuleContext:
     def add_admin_view(self, view: Any) -> None:
         """A Flask-Admin view (subclass of core.admin.SecuredModelView or SecuredView); menu category = module title."""
         if getattr(view, "category", None) is None:
-            view.category = self.manifest.title
+            view.category = lazy_gettext(self.manifest.title)  # msgid extracted from the manifest (babel.cfg)
         self.registry.admin.add_view(view)
 
     def add_cli_group(self, group: click.Group) -> None:

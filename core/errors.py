@@ -12,7 +12,11 @@ API_PREFIX = "/api/"
 
 
 def _page(status: int, title: str, message: str):
-    return render_template("errors/error.html", status=status, title=title, message=message), status
+    try:
+        return render_template("errors/error.html", status=status, title=title, message=message), status
+    except Exception:  # an error page must not fail in turn (e.g. the database is down): plain text then
+        db.session.rollback()
+        return f"{title}\n\n{message}\n", status, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def handle_http_error(error: HTTPException):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from flask import Flask, current_app, request
 from flask_babel import format_currency, format_date, format_decimal
 from flask_login import current_user
@@ -24,6 +26,14 @@ def select_locale() -> str:
             return forced
         return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
     return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def extract_manifest(fileobj, keywords, comment_tags, options):
+    """Babel extractor for `__manifest__.py`: the title and summary users see (read as data, like the loader does)."""
+    data = ast.literal_eval(fileobj.read().decode("utf-8"))
+    for key in ("title", "summary"):
+        if data.get(key):
+            yield 1, "_", data[key], [f"module {key}"]
 
 
 def init_app(app: Flask) -> None:

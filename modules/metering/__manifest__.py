@@ -2,7 +2,7 @@
     "name": "metering",
     "title": "Metering",
     "version": "0.1.0",
-    "summary": "Meter readings, validation, meter replacements, usage and overage for billing, CSV import.",
+    "summary": "Meter readings and their checks, reading requests and the customer reading portal, usage for billing.",
     "depends": ["rentals"],
     "auto_install": False,
     "licence_feature": "metering",
