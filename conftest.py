@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-pytest_plugins = ["tests.smtp_server"]
+pytest_plugins = ["tests.smtp_server", "tests.browser_support"]
 
 os.environ.setdefault("COPYDESK_INSTANCE", str(Path(__file__).parent / "instance" / "test"))
 
@@ -52,11 +52,18 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-def database_url(backend: str, tmp_path: Path) -> str:
+def database_url(backend: str, tmp_path: Path, name: str | None = None) -> str:
+    """An emptied database for a session app: TEST_DATABASE_URL itself, or a database of its own beside it (`name`).
+
+    Session apps that live side by side must not share a PostgreSQL database: one would drop the other's tables.
+    """
     if backend == "postgresql":
+        if name:
+            return postgres_database(name)
         reset_postgres(TEST_DATABASE_URL)
         return TEST_DATABASE_URL
-    return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    filename = f"{name or 'test'}.sqlite"
+    return f"sqlite:///{tmp_path / filename}"
 
 
 def make_app(db_url: str, **overrides):
@@ -129,12 +136,12 @@ def db_session(app):
         db.session.remove()
 
 
-def scratch_postgres_url() -> str:
-    """A second PostgreSQL database beside TEST_DATABASE_URL, for tests that need an empty database of their own."""
+def postgres_database(suffix: str) -> str:
+    """An emptied PostgreSQL database `<test database>_<suffix>` beside TEST_DATABASE_URL, created if missing."""
     from core.config import load_config
 
     base = sa.engine.make_url(load_config({"DATABASE_URL": TEST_DATABASE_URL})["SQLALCHEMY_DATABASE_URI"])
-    scratch = base.set(database=f"{base.database}_scratch")
+    scratch = base.set(database=f"{base.database}_{suffix}")
     engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": scratch.database})
@@ -150,7 +157,7 @@ def scratch_postgres_url() -> str:
 def empty_db_url(request, tmp_path):
     """An empty database nobody else uses: a SQLite file, then a scratch PostgreSQL database when configured."""
     if request.param == "postgresql":
-        yield scratch_postgres_url()
+        yield postgres_database("scratch")
     else:
         yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
 

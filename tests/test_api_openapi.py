@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 
 import pytest
@@ -14,7 +13,6 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from werkzeug.serving import make_server
 
-from conftest import REQUIRE_SERVICES
 from tests.api_support import add_customer, bearer
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -65,27 +63,20 @@ def test_docs_page_loads_and_uses_only_local_assets(client):
 
 
 @pytest.mark.browser
-def test_docs_page_shows_the_operations_in_a_real_browser(app):
+def test_docs_page_shows_the_operations_in_a_real_browser(app, browser):
     """Swagger UI runs from this server's own assets: no request leaves it, and every operation is listed."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("no Chromium to drive and REQUIRE_SERVICES=1")
-        pytest.skip("no Chromium on this machine")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
     try:
-        with playwright.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page()
-            requested = []
-            page.on("request", lambda request: requested.append(request.url))
-            page.goto(f"{base}/api/v1/docs")
-            page.wait_for_selector(".opblock-summary-path", timeout=15_000)
-            shown = set(page.locator(".opblock-summary-path").all_inner_texts())
-            browser.close()
+        context = browser.new_context()
+        page = context.new_page()
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{base}/api/v1/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+        shown = set(page.locator(".opblock-summary-path").all_inner_texts())
+        context.close()
     finally:
         server.shutdown()
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import threading
 
 import pytest
 from flask import Response
 from werkzeug.serving import make_server
 
-from conftest import REQUIRE_SERVICES
 from core.extensions import limiter
 from core.security import set_security_headers
 from tests.auth_support import login, make_customer, make_user
@@ -122,21 +120,6 @@ def live_server(app):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-@pytest.fixture
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not shutil.which(chromium):
-        if REQUIRE_SERVICES:
-            pytest.fail("no Chromium to drive and REQUIRE_SERVICES=1")
-        pytest.skip("no Chromium on this machine")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-    with playwright.sync_playwright() as driver:
-        instance = driver.chromium.launch(executable_path=chromium, args=[*args, "--no-first-run", "--disable-sync"])
-        yield instance
-        instance.close()
 
 
 def _watched_page(browser, **context_options):

@@ -1,40 +1,19 @@
-"""Browser fixtures: the real app with demo data served on 127.0.0.1 in a thread, and Debian's Chromium via Playwright.
-
-CHROMIUM_PATH names the browser (default: `chromium` on PATH); without one the tests are skipped, unless
-REQUIRE_SERVICES=1, which fails them instead.
-"""
+"""Browser fixtures: the real app with demo data, served on 127.0.0.1 in a thread (browser: tests/browser_support)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from werkzeug.serving import make_server
 
-from conftest import REQUIRE_SERVICES, make_app, migrate
+from conftest import make_app, migrate
 from core.extensions import babel
 from tests.i18n_support import compile_catalogues
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
-
-
-def chromium_path() -> str | None:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    return path if path and os.path.exists(path) else None
 
 
 @dataclass
@@ -72,21 +51,6 @@ def live_server(live_app) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the whole session."""
-    path = chromium_path()
-    if path is None:
-        message = "no Chromium: install Debian's chromium or set CHROMIUM_PATH"
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{message} (REQUIRE_SERVICES=1)")
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

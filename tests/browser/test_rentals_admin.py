@@ -84,7 +84,7 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
     expect(page.get_by_role("row").filter(has_text=CUSTOMER)).to_contain_text("12345670157")
 
     # 2. The device, its model from the catalogue (bw and color meters).
-    open_menu(page, "Rentals", "Dispositivi")
+    open_menu(page, "Noleggi", "Dispositivi")
     with page.expect_navigation():
         page.locator(".nav-tabs").get_by_role("link", name="Crea").click()
     shot(page, "03_device_form")
@@ -96,7 +96,7 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
     expect(page.get_by_role("row").filter(has_text=SERIAL)).to_contain_text("In magazzino")
 
     # 3. The contract: terms, a bw allowance with two bands and a color allowance with one, through plain rows.
-    open_menu(page, "Rentals", "Contratti")
+    open_menu(page, "Noleggi", "Contratti")
     with page.expect_navigation():
         page.locator(".nav-tabs").get_by_role("link", name="Crea").click()
     shot(page, "05_contract_form")

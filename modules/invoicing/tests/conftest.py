@@ -18,7 +18,7 @@ def invoicing_app(db_url: str, **overrides):
 @pytest.fixture(scope="session", params=backends())
 def _migrated_app(request, tmp_path_factory):
     """Overrides the root fixture: the same migrated app, with the modules billing needs and the fake source."""
-    app = invoicing_app(database_url(request.param, tmp_path_factory.mktemp(request.param)))
+    app = invoicing_app(database_url(request.param, tmp_path_factory.mktemp(request.param), name="invoicing"))
     migrate(app)
     app = invoicing_app(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["TEST_BACKEND"] = request.param
