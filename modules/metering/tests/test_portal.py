@@ -74,7 +74,8 @@ def post(client, url: str, data: dict, **kwargs):
 
 def stored(app) -> list[tuple]:
     with app.app_context():
-        return [(r.device.serial, r.source, r.status, r.counters) for r in db.session.scalars(sa.select(Reading))]
+        query = sa.select(Reading).order_by(Reading.id)  # PostgreSQL keeps no insertion order
+        return [(r.device.serial, r.source, r.status, r.counters) for r in db.session.scalars(query)]
 
 
 def test_portal_home_offers_meter_readings_to_customer_users(app, world):
