@@ -82,9 +82,10 @@ def _group_by_invoice(lines: list[BillableLine]) -> dict[int | None, list[Billab
     return groups
 
 
-def _bill_group(run: BillingRun, customer_id: int, contract_id: int | None, lines: list[BillableLine]) -> None:
-    """Draft one invoice of the lines not yet billed, in a savepoint: a conflict or bad line undoes only this one."""
-    already = billed_keys((line.source, line.source_ref) for line in lines)
+def _bill_group(
+    run: BillingRun, customer_id: int, contract_id: int | None, lines: list[BillableLine], already: set[tuple[str, str]]
+) -> None:
+    """Draft one invoice of the lines not `already` billed, in a savepoint: a conflict or bad line undoes only it."""
     new = [line for line in lines if (line.source, line.source_ref) not in already]
     if not new:
         return
@@ -125,8 +126,9 @@ def bill_customer(run: BillingRun, customer: Partner) -> None:
     for item in missing:
         fields = {key: item.get(key) for key in ("contract_id", "device_id", "meter", "period_start", "period_end")}
         _issue(run.id, "missing", customer.id, **fields)
+    already = billed_keys((line.source, line.source_ref) for line in lines)
     for contract_id, group in _group_by_invoice(lines).items():
-        _bill_group(run, customer.id, contract_id, group)
+        _bill_group(run, customer.id, contract_id, group, already)
 
 
 def _mark_done(run_id: int, customer_id: int) -> bool:

@@ -17,17 +17,22 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from sqlalchemy import event
+from sqlalchemy.orm import Session, selectinload
 
 from core.db import db, utcnow
 from core.extension_points import BillableLine
 from modules.metering import usage as rules
 from modules.metering.models import COUNTING_STATUSES, BilledClosing, MeterReplacement, Reading, ReadingValue
-from modules.metering.services import as_utc, local_date
+from modules.metering.services import as_utc, dealer_timezone
 from modules.rentals import periods as terms
-from modules.rentals.models import Allowance, Contract, ContractLine, MeterType
+from modules.rentals.models import Allowance, Contract, ContractLine, Device, DeviceModel, MeterType
 
 SOURCE = "metering"
 BILLABLE_STATES = ("active", "suspended", "ended")
+# session.info key: a customer's usage, computed for its lines, reused by `missing_readings` until anything is written.
+_USAGE = "metering_usage"
+_BOUNDED = 500  # ids per IN list
 
 
 @dataclass(frozen=True)
@@ -60,19 +65,71 @@ class DeviceUsage:
         }
 
 
-def contract_usage(contract: Contract, as_of: dt.date) -> dict[tuple[int, str], list[DeviceUsage]]:
+@dataclass(frozen=True)
+class History:
+    """What usage needs of some contracts, loaded in a few queries: points and replacements per (device, meter),
+    billed closings per contract."""
+
+    points: dict[tuple[int, str], list[rules.Point]]
+    replacements: dict[tuple[int, str], list[rules.Replacement]]
+    billed: dict[int, dict[tuple[int, str], dict[int, rules.Billed]]]
+
+
+def _bounded(ids: set[int]) -> list[list[int]]:
+    ordered = sorted(ids)
+    return [ordered[start : start + _BOUNDED] for start in range(0, len(ordered), _BOUNDED)]
+
+
+def load_history(contracts: list[Contract]) -> History:
+    """The readings, replacements and billed closings of `contracts` and their devices."""
+    zone = dealer_timezone()
+    points: dict[tuple[int, str], list[rules.Point]] = defaultdict(list)
+    replacements: dict[tuple[int, str], list[rules.Replacement]] = defaultdict(list)
+    billed: dict[int, dict[tuple[int, str], dict[int, rules.Billed]]] = defaultdict(lambda: defaultdict(dict))
+    for device_ids in _bounded({line.device_id for contract in contracts for line in contract.lines}):
+        rows = db.session.execute(
+            sa.select(
+                Reading.device_id, ReadingValue.meter, Reading.id, Reading.taken_at, Reading.status, ReadingValue.value
+            )
+            .join(ReadingValue, ReadingValue.reading_id == Reading.id)
+            .where(Reading.device_id.in_(device_ids), Reading.status.in_(COUNTING_STATUSES))
+            .order_by(Reading.id)
+        )
+        for device_id, meter, reading_id, taken_at, status, value in rows:
+            at = as_utc(taken_at)
+            points[(device_id, meter)].append(
+                rules.Point(at.astimezone(zone).date(), value, status == "estimated", at, reading_id)
+            )
+        events = db.session.scalars(sa.select(MeterReplacement).where(MeterReplacement.device_id.in_(device_ids)))
+        for item in events:
+            replacements[(item.device_id, item.meter)].append(
+                rules.Replacement(item.date, item.old_final, item.new_start)
+            )
+    for contract_ids in _bounded({contract.id for contract in contracts}):
+        rows = db.session.scalars(
+            sa.select(BilledClosing).where(BilledClosing.contract_id.in_(contract_ids)).order_by(BilledClosing.id)
+        )
+        for row in rows:
+            billed[row.contract_id][(row.device_id, row.meter)].setdefault(row.period_index, _billed(row))
+    return History(points, replacements, billed)
+
+
+def contract_usage(
+    contract: Contract, as_of: dt.date, history: History | None = None
+) -> dict[tuple[int, str], list[DeviceUsage]]:
     """Usage per (period index, meter) for each device on the contract, over the periods ended by `as_of`."""
     ended = ended_periods(contract, as_of)
     if not ended:
         return {}
+    history = history or load_history([contract])
     meters = {allowance.meter for allowance in contract.allowances}
-    billed = billed_closings(contract.id)
+    billed = history.billed.get(contract.id, {})
     result: dict[tuple[int, str], list[DeviceUsage]] = defaultdict(list)
     for device_id, lines in _lines_by_device(contract).items():
         device = lines[0].device
         for meter in sorted(meters & set(device.model.meter_codes)):
-            points = device_points(device_id, meter)
-            events = device_replacements(device_id, meter)
+            points = history.points.get((device_id, meter), [])
+            events = history.replacements.get((device_id, meter), [])
             per_period: dict[int, list[tuple[ContractLine, rules.PeriodUsage]]] = defaultdict(list)
             for line in lines:
                 counters = {c.meter: c for c in line.counters}
@@ -124,6 +181,7 @@ def _lines_by_device(contract: Contract) -> dict[int, list[ContractLine]]:
 
 def device_points(device_id: int, meter: str) -> list[rules.Point]:
     """The device's accepted and estimated counter values of `meter`, as usage points in the dealer's days."""
+    zone = dealer_timezone()
     rows = db.session.execute(
         sa.select(Reading.id, Reading.taken_at, Reading.status, ReadingValue.value)
         .join(ReadingValue, ReadingValue.reading_id == Reading.id)
@@ -134,7 +192,9 @@ def device_points(device_id: int, meter: str) -> list[rules.Point]:
         )
     )
     return [
-        rules.Point(local_date(taken_at), value, status == "estimated", as_utc(taken_at), reading_id)
+        rules.Point(
+            as_utc(taken_at).astimezone(zone).date(), value, status == "estimated", as_utc(taken_at), reading_id
+        )
         for reading_id, taken_at, status, value in rows
     ]
 
@@ -153,18 +213,14 @@ def billed_closings(contract_id: int) -> dict[tuple[int, str], dict[int, rules.B
     )
     result: dict[tuple[int, str], dict[int, rules.Billed]] = defaultdict(dict)
     for row in rows:
-        result[(row.device_id, row.meter)].setdefault(
-            row.period_index,
-            rules.Billed(
-                row.opening_value,
-                row.opening_on,
-                row.closing_value,
-                row.closing_on,
-                row.closing_counter,
-                row.reading_id,
-            ),
-        )
+        result[(row.device_id, row.meter)].setdefault(row.period_index, _billed(row))
     return result
+
+
+def _billed(row: BilledClosing) -> rules.Billed:
+    return rules.Billed(
+        row.opening_value, row.opening_on, row.closing_value, row.closing_on, row.closing_counter, row.reading_id
+    )
 
 
 def stay_records(records: dict[int, rules.Billed], stay: rules.Stay) -> dict[int, rules.Billed]:
@@ -212,13 +268,39 @@ def release_billed(sender: object, source: str, source_refs: list[str], **_kwarg
 
 
 def customer_contracts(customer_id: int) -> list[Contract]:
+    """The customer's billable contracts with their allowances, bands, lines, counters and devices, in a few queries."""
+    lines = selectinload(Contract.lines)
     return list(
         db.session.scalars(
             sa.select(Contract)
             .where(Contract.customer_id == customer_id, Contract.state.in_(BILLABLE_STATES))
+            .options(
+                selectinload(Contract.allowances).selectinload(Allowance.bands),
+                lines.selectinload(ContractLine.counters),
+                lines.joinedload(ContractLine.device).joinedload(Device.model).selectinload(DeviceModel.meters),
+            )
             .order_by(Contract.id)
         )
     )
+
+
+def customer_usage(customer_id: int, as_of: dt.date) -> list[tuple[Contract, dict]]:
+    """Each billable contract of the customer with its usage (`contract_usage`)."""
+    contracts = customer_contracts(customer_id)
+    history = load_history(contracts)
+    return [(contract, contract_usage(contract, as_of, history)) for contract in contracts]
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_usage(session: Session, *_args: object) -> None:
+    session.info.pop(_USAGE, None)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_usage_on_write(state: sa.orm.ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info.pop(_USAGE, None)
 
 
 # Billable lines
@@ -230,9 +312,9 @@ class OverageSource:
     name = SOURCE
 
     def billable_lines(self, customer_id: int, as_of: dt.date) -> list[BillableLine]:
-        lines = []
-        for contract in customer_contracts(customer_id):
-            lines.extend(contract_lines(contract, as_of))
+        usages = customer_usage(customer_id, as_of)
+        lines = [line for contract, usage in usages for line in contract_lines(contract, as_of, usage)]
+        db.session.info[_USAGE] = ((customer_id, as_of), usages)
         return lines
 
     def missing_readings(self, customer_id: int, as_of: dt.date) -> list[dict]:
@@ -240,9 +322,9 @@ class OverageSource:
         return missing_readings(customer_id, as_of)
 
 
-def contract_lines(contract: Contract, as_of: dt.date) -> list[BillableLine]:
+def contract_lines(contract: Contract, as_of: dt.date, usage: dict | None = None) -> list[BillableLine]:
     """Every overage and minimum-charge line of `contract` due by `as_of` (periods ended with their readings)."""
-    usage = contract_usage(contract, as_of)
+    usage = contract_usage(contract, as_of) if usage is None else usage
     result = []
     for period in ended_periods(contract, as_of):
         years = terms.escalation_years(contract.start_date, period.start)
@@ -400,10 +482,13 @@ def missing_readings(customer_id: int, as_of: dt.date) -> list[dict]:
     Plain data for invoicing's run report: contract id and number, device id and serial, meter, period index, start
     and end, and `grace_until` (the last day a reading still closes the period).
     """
+    kept = db.session.info.pop(_USAGE, None)
+    # What `billable_lines` just computed for the same customer, when nothing was written since.
+    usages = kept[1] if kept is not None and kept[0] == (customer_id, as_of) else customer_usage(customer_id, as_of)
     result = []
-    for contract in customer_contracts(customer_id):
+    for contract, usage in usages:
         ended = {period.index: period for period in ended_periods(contract, as_of)}
-        for (index, meter), devices in sorted(contract_usage(contract, as_of).items()):
+        for (index, meter), devices in sorted(usage.items()):
             period = ended[index]
             for device in devices:
                 if device.usage is None and device.active_days > 0:
