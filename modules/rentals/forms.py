@@ -14,6 +14,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.widgets import DateInput, NumberInput
 
+from modules.rentals import services
 from modules.rentals.models import Contract
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
 
@@ -27,22 +28,7 @@ PERIOD_LABELS = {
     12: _l("Yearly"),
 }
 FEE_TIMING_LABELS = {"advance": _l("In advance"), "arrears": _l("In arrears")}
-TERM_FIELDS = (
-    "start_date",
-    "end_date",
-    "period_months",
-    "fee",
-    "fee_timing",
-    "grace_days",
-    "minimum_charge",
-    "escalation_percent",
-    "estimate_missing",
-    "vat_rate",
-    "auto_renew",
-    "renewal_months",
-    "notice_days",
-    "invoice_notes",
-)
+TERM_FIELDS = services.CONTRACT_TERMS
 
 
 def _decimal_input(**kwargs: Any) -> StringField:

@@ -27,20 +27,7 @@ DEVICE_OPTIONAL = ("notes",)
 DEVICE_REQUIRED = ("serial", "manufacturer", "model")
 CONTRACT_COLUMNS = (
     "customer",
-    "start_date",
-    "end_date",
-    "period_months",
-    "fee",
-    "fee_timing",
-    "grace_days",
-    "minimum_charge",
-    "escalation_percent",
-    "estimate_missing",
-    "vat_rate",
-    "auto_renew",
-    "renewal_months",
-    "notice_days",
-    "invoice_notes",
+    *services.CONTRACT_TERMS,
     "allowances",
     "devices",
 )
