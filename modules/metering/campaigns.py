@@ -227,6 +227,18 @@ def refresh(request: ReadingRequest) -> bool:
     return complete
 
 
+def answer(request: ReadingRequest, readings: Iterable[Reading]) -> bool:
+    """Readings sent through the request's own link answer its items, whenever in the period they come; then refresh.
+
+    The `since` window only decides which readings of other channels count; one sent for this very request does.
+    """
+    by_device = {reading.device_id: reading for reading in readings if reading.status in RECEIVED_STATUSES}
+    for item in request.items:
+        if item.reading_id is None and item.device_id in by_device:
+            item.reading = by_device[item.device_id]
+    return refresh(request)
+
+
 def open_items(request: ReadingRequest) -> list[ReadingRequestItem]:
     """The request's devices still waiting for their counters."""
     return [item for item in request.items if item.reading_id is None]

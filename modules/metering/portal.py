@@ -369,7 +369,7 @@ def _entry_page(
     readings = submit(entries, taken_at, user_id)
     if readings is None:
         return render_template("metering/portal/enter.html", **values), 422
-    _complete_requests(customer.id, reading_request)
+    _complete_requests(customer.id, reading_request, readings)
     if current_user.is_authenticated:
         _confirmation(readings, customer, [current_user.email], user_language(current_user))
     else:
@@ -381,15 +381,15 @@ def _entry_page(
     return redirect(portal_url(".done"))
 
 
-def _complete_requests(customer_id: int, reading_request: ReadingRequest | None) -> None:
-    """The readings just sent may answer the customer's open requests."""
+def _complete_requests(customer_id: int, reading_request: ReadingRequest | None, readings: list[Reading]) -> None:
+    """The readings just sent answer the request they were sent for, and may answer the customer's other ones."""
     query = sa.select(ReadingRequest).where(
         ReadingRequest.customer_id == customer_id, ReadingRequest.status.in_(("pending", "overdue"))
     )
     for open_request in db.session.scalars(query).all():
         campaigns.refresh(open_request)
     if reading_request is not None:
-        campaigns.refresh(reading_request)
+        campaigns.answer(reading_request, readings)
 
 
 def _due_dates(customer_id: int) -> dict[int, dt.date]:

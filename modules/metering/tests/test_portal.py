@@ -9,6 +9,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 from flask_babel import force_locale, gettext
 
 from core.db import db
@@ -199,3 +200,22 @@ def test_staff_opening_the_portal_page_go_to_the_back_office(app, world):
     login(staff, "tech@example.it")
     response = staff.get("/portal/readings/")
     assert response.status_code == 302 and response.location.endswith("/admin/")
+
+
+def test_reading_sent_through_a_requests_link_answers_it_on_the_first_day_of_the_period(app, world):
+    """A request asked early (the portal's "ask now") counts other channels' readings only from a few days into the
+    period; one sent through that very request answers it whenever it comes."""
+    with time_machine.travel(dt.datetime(2026, 3, 2, 11, 30, tzinfo=dt.UTC), tick=True):
+        with app.app_context():
+            (asked,) = campaigns.request_now(world["KY1"]["customer"], D("2026-03-02"))
+            db.session.commit()
+            asked_id = asked.id
+            assert asked.items[0].since > D("2026-03-02")
+        client = customer_client(app)
+        device = world["KY1"]["device"]
+        fields = {f"d{device}-bw": "12900", f"d{device}-color": "2500", "step": "confirm"}
+        assert post(client, f"/portal/readings/request/{asked_id}", fields).status_code == 302
+    with app.app_context():
+        answered = db.session.get(ReadingRequest, asked_id)
+        assert answered.status == "completed"
+        assert answered.items[0].reading.counters == {"bw": 12_900, "color": 2_500}
