@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import admin, audit, cli, errors, health, i18n  # noqa: F401  (audit registers its session listeners)
+from core import admin, audit, cli, errors, health, i18n, log_filters  # noqa: F401  (audit registers listeners)
 from core.config import ROOT, load_config
 from core.context import AppRegistry
 from core.db import db
-from core.extensions import csrf, limiter, login_manager, mail, migrate
+from core.extensions import csrf, init_limiter, login_manager, mail, migrate
 from core.migrate import CORE_MIGRATIONS, alembic_config
 from core.module_state import load_modules
 
@@ -29,8 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     mail.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
-    limiter.init_app(app)
+    init_limiter(app)
     i18n.init_app(app)
 
     registry = AppRegistry()
@@ -44,6 +44,10 @@ def create_app(config: dict | None = None) -> Flask:
         feature.init_app(app)
 
     load_modules(app, registry)
+    log_filters.install(app)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app
 
 

@@ -32,6 +32,14 @@ def _modules_list(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+def _hop_count(name: str, value: str | None) -> int:
+    """A number of reverse proxies in front of the app: 0 (none, the default) or more."""
+    text = (value or "0").strip()
+    if not text.isdigit():
+        raise ValueError(f"{name} must be the number of reverse proxies in front of the app (0, 1, 2...), not {text!r}")
+    return int(text)
+
+
 def load_config(overrides: dict | None = None) -> dict:
     """Build the Flask configuration: environment first, then explicit overrides (tests)."""
     env = os.environ
@@ -48,6 +56,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
         "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Reverse proxies whose X-Forwarded-For/-Proto are believed (werkzeug's ProxyFix); 0 believes none.
+        "TRUSTED_PROXIES": _hop_count("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES")),
+        # Rate limits live in Redis when configured; if it stops answering, each process counts in memory meanwhile.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         # None means every module on disk; a new database records this request.
         "COPYDESK_MODULES": _modules_list(env.get("COPYDESK_MODULES")),
         # Python packages whose sub-folders hold modules (tests add their own).

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import importlib
 import json
+import logging
 import re
 import threading
 import traceback
@@ -29,12 +30,13 @@ from rq.job import JOB_ID_PATTERN, Job
 from rq.serializers import JSONSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import ServiceUnavailable
 
 from core.admin import SecuredView
 from core.db import db, utcnow
 from core.models import JobRecord
 
-STATUSES = ("queued", "running", "done", "failed")
+STATUSES = ("queued", "waiting", "running", "done", "failed")
 ACTIVE = ("queued", "running")
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
@@ -43,9 +45,28 @@ PERIODIC_GUARD_TTL = 2 * 24 * 3600
 RQ_ALIVE = {b"queued", b"started", b"scheduled", b"deferred"}
 RECENT_DONE = 50
 PAGE_LIMIT = 200
+# A queued job missing from Redis this long after it was queued was lost with Redis's memory: it is queued again.
+LOST_AFTER = dt.timedelta(minutes=2)
+SWEEP_BATCH = 500
+
+log = logging.getLogger(__name__)
 
 # The app a worker process built once; forked work horses inherit it.
 _worker_app: Flask | None = None
+# Set when this process found Redis unreachable: its next successful push also sends the jobs left waiting.
+_redis_was_down = threading.Event()
+
+
+class JobNotStored(ServiceUnavailable):
+    """Neither the job queue (Redis) nor the database could take the job: nothing was stored, nothing will run."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            _(
+                "Background work cannot be started right now: the job queue and the database are unreachable. "
+                "Nothing was started; try again in a minute."
+            )
+        )
 
 
 # --- what a job is -------------------------------------------------------------------------------------------------
@@ -117,6 +138,7 @@ def _claim(app: Flask, job_id: str, path: str, args: list, *, rerun_finished: bo
             except IntegrityError:
                 return False  # another process enqueued the same id first
             return True
+        # "waiting" is not active: the first to try claims the job and hands it to Redis (or runs it inline).
         if record.status in ACTIVE and not stale():
             return False
         if record.status not in ACTIVE and not rerun_finished:
@@ -185,11 +207,17 @@ def _queue(app: Flask, name: str | None = None) -> Queue:
 
 
 def _rq_job_alive(app: Flask, job_id: str) -> bool:
-    status = redis_connection(app).hget(Job.key_for(rq_job_id(job_id)), "status")
+    """Whether Redis holds the job queued, running or scheduled; when Redis cannot tell, assume it does."""
+    try:
+        status = redis_connection(app).hget(Job.key_for(rq_job_id(job_id)), "status")
+    except redis.RedisError:
+        return True
     return status in RQ_ALIVE
 
 
 def _push(app: Flask, path: str, args: list, job_id: str, retries: int | None, timeout: int | None) -> None:
+    if retries is None:  # a function may set its own policy, e.g. mail, which keeps its own retry schedule
+        retries = getattr(resolve_function(path), "job_retries", None)
     max_retries = app.config["JOB_RETRIES"] if retries is None else retries
     retry = None
     if max_retries > 0:
@@ -223,15 +251,28 @@ def _submit(
 ) -> bool:
     """Queue (Redis) or run (inline) the job unless it is already pending; True when this call started it."""
     if app.config.get("REDIS_URL"):
-        if not _claim(
-            app, job_id, path, args, rerun_finished=rerun_finished, stale=lambda: not _rq_job_alive(app, job_id)
-        ):
+        try:
+            claimed = _claim(
+                app, job_id, path, args, rerun_finished=rerun_finished, stale=lambda: not _rq_job_alive(app, job_id)
+            )
+        except sa.exc.OperationalError as exc:
+            raise JobNotStored() from exc
+        if not claimed:
             return False
         try:
             _push(app, path, args, job_id, retries, timeout)
+        except redis.RedisError as exc:
+            _wait_for_redis(app, job_id, exc)
+            return True
         except Exception as exc:
             _update_record(app, job_id, status="failed", error=_describe(exc), ended_at=utcnow())
             raise
+        if _redis_was_down.is_set():
+            _redis_was_down.clear()
+            try:
+                push_waiting(app)
+            except Exception:  # this job is queued; what still waits is the worker's sweep's to push
+                log.exception("jobs waiting for Redis were not pushed")
         return True
     if not _claim(app, job_id, path, args, rerun_finished=rerun_finished, stale=lambda: False):
         return False
@@ -239,6 +280,67 @@ def _submit(
     if exc is not None and (not isinstance(exc, Exception) or app.config.get("JOB_INLINE_RAISE")):
         raise exc
     return True
+
+
+def _wait_for_redis(app: Flask, job_id: str, exc: redis.RedisError) -> None:
+    """Record the job as waiting, for the worker's sweep (or this process's next push) to hand to Redis later."""
+    _redis_was_down.set()
+    log.warning("job %s waits: the job queue (Redis) is unreachable: %s", job_id, exc)
+    try:
+        _update_record(app, job_id, status="waiting", error=_describe(exc), ended_at=None)
+    except sa.exc.OperationalError as db_exc:
+        log.error("job %s was not stored either: %s", job_id, db_exc)
+        raise JobNotStored() from db_exc
+
+
+def push_waiting(app: Flask | None = None, now: dt.datetime | None = None) -> list[str]:
+    """Hand Redis the jobs left waiting, and those it lost (queued, but gone from a restarted Redis); return their ids.
+
+    Stops at the first push that fails (Redis still unreachable): the rest wait for the next sweep. Each job is
+    claimed with a conditional update first, so two sweeping processes never push the same job twice.
+    """
+    app = app or current_app._get_current_object()
+    if not app.config.get("REDIS_URL"):
+        return []
+    now = now or utcnow()
+    with Session(_engine(app)) as session:
+        candidates = session.execute(
+            sa.select(JobRecord.id, JobRecord.func, JobRecord.args, JobRecord.status, JobRecord.enqueued_at)
+            .where(
+                sa.or_(
+                    JobRecord.status == "waiting",
+                    sa.and_(JobRecord.status == "queued", JobRecord.enqueued_at <= now - LOST_AFTER),
+                )
+            )
+            .order_by(JobRecord.enqueued_at)
+            .limit(SWEEP_BATCH)
+        ).all()
+    pushed = []
+    for job_id, path, args, status, enqueued_at in candidates:
+        try:
+            if status == "queued" and _rq_job_alive(app, job_id):
+                continue
+            with Session(_engine(app)) as session:
+                claimed = session.execute(
+                    sa.update(JobRecord)
+                    .where(JobRecord.id == job_id, JobRecord.status == status, JobRecord.enqueued_at == enqueued_at)
+                    .values(status="queued", error=None, enqueued_at=utcnow())
+                )
+                session.commit()
+            if claimed.rowcount != 1:
+                continue
+            _push(app, path, args, job_id, None, None)
+        except redis.RedisError as exc:
+            _wait_for_redis(app, job_id, exc)
+            break
+        pushed.append(job_id)
+    return pushed
+
+
+def job_status(job_id: str) -> str | None:
+    """The status of the job's record, read in a transaction of its own (None: no such job)."""
+    with Session(_engine(current_app._get_current_object())) as session:
+        return session.scalar(sa.select(JobRecord.status).where(JobRecord.id == job_id))
 
 
 def enqueue(
@@ -250,6 +352,8 @@ def enqueue(
     ORM objects. A `job_id` already queued or running is not enqueued twice; a finished one runs again. Enqueue after
     the caller's commit (an `after_commit` hook is fine): the job reads the database, not the caller's session, and
     inline failures are recorded on the job (status failed), not raised, unless JOB_INLINE_RAISE is set.
+    With Redis unreachable the job is recorded as waiting and handed to Redis once it is back; JobNotStored (a 503)
+    is raised only when that record cannot be written either.
     """
     app = current_app._get_current_object()
     path = function_path(func)
@@ -261,13 +365,16 @@ def enqueue(
     return job_id
 
 
+RETRYABLE = ("failed", "waiting")
+
+
 def retry_job(job_id: str) -> str:
-    """Run a failed job again with its function and arguments; return its status afterwards."""
+    """Run a failed or waiting job again with its function and arguments; return its status afterwards."""
     app = current_app._get_current_object()
     with Session(_engine(app)) as session:
         record = session.get(JobRecord, job_id)
-        if record is None or record.status != "failed":
-            raise ValueError(f"job {job_id!r} is not a failed job")
+        if record is None or record.status not in RETRYABLE:
+            raise ValueError(f"job {job_id!r} is not a failed or waiting job")
         path, args = record.func, record.args
     _submit(app, path, args, job_id)
     with Session(_engine(app)) as session:
@@ -360,11 +467,27 @@ def run_due_periodic_jobs(since: dt.datetime, now: dt.datetime) -> list[str]:
     return started
 
 
+def add_sweep(app: Flask, func: Callable[[], Any]) -> None:
+    """Have `flask worker` call `func()` each minute in an app context, in its own process (Redis or not)."""
+    app.extensions.setdefault("copydesk.sweeps", []).append(func)
+
+
+def run_sweeps(app: Flask) -> None:
+    """One round of the sweeps: jobs waiting for Redis first, then those the app added (mail retries)."""
+    for sweep in (push_waiting, *app.extensions.get("copydesk.sweeps", ())):
+        try:
+            with app.app_context():
+                sweep()
+        except Exception:  # Redis or the database still away: the next round tries again
+            app.logger.exception("sweep %s failed, trying again next minute", getattr(sweep, "__qualname__", sweep))
+
+
 def _schedule_periodic_jobs(app: Flask, stop: threading.Event, burst: bool) -> None:
-    """Each minute, start the periodic jobs that came due; in burst mode, only those due now."""
+    """Each minute, run the sweeps and start the periodic jobs that came due; in burst mode, only those due now."""
     since = _minute(utcnow()) - dt.timedelta(seconds=1)
     while True:
         now = utcnow()
+        run_sweeps(app)
         try:
             with app.app_context():
                 for job_id in run_due_periodic_jobs(since, now):
@@ -451,7 +574,13 @@ def run_periodic(name: str) -> None:
 
 # --- admin page ----------------------------------------------------------------------------------------------------
 
-STATUS_LABELS = {"queued": _l("queued"), "running": _l("running"), "done": _l("done"), "failed": _l("failed")}
+STATUS_LABELS = {
+    "queued": _l("queued"),
+    "waiting": _l("waiting for the queue"),
+    "running": _l("running"),
+    "done": _l("done"),
+    "failed": _l("failed"),
+}
 
 
 def job_records(status: str | None) -> list[JobRecord]:
@@ -489,10 +618,10 @@ class JobsView(SecuredView):
         record = db.session.get(JobRecord, job_id)
         if record is None:
             flash(_("There is no job %(id)s.", id=job_id), "error")
-        elif record.status != "failed":
+        elif record.status not in RETRYABLE:
             flash(
                 _(
-                    "Only failed jobs can be retried; job %(id)s is %(status)s.",
+                    "Only failed or waiting jobs can be retried; job %(id)s is %(status)s.",
                     id=job_id,
                     status=STATUS_LABELS[record.status],
                 ),
@@ -507,6 +636,7 @@ class JobsView(SecuredView):
                 messages = {
                     "done": (_("Job %(id)s ran again and succeeded.", id=job_id), "success"),
                     "failed": (_("Job %(id)s ran again and failed again.", id=job_id), "error"),
+                    "waiting": (_("Job %(id)s still waits: the job queue is unreachable.", id=job_id), "warning"),
                 }
                 flash(*messages.get(status, (_("Job %(id)s is queued again.", id=job_id), "success")))
         status_filter = request.form.get("status")

@@ -1,4 +1,4 @@
-"""Core tables: module state, partners, company, sequences, settings, audit log, users, tokens, outbox, jobs."""
+"""Core tables: module state, partners, company, sequences, settings, audit, users, sessions, tokens, outbox, jobs."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ class User(db.Model):
     language: Mapped[str | None] = mapped_column(String(5))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(256))
-    # Bumped on password change: sessions carrying an older value are logged out.
+    # Counts password changes; the sessions they end are revoked in core_user_session.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -199,9 +199,14 @@ class User(db.Model):
     def is_active(self) -> bool:
         return bool(self.active)
 
+    # The secret of the login this object was loaded for (core.auth.sessions); never stored, only its hash.
+    login_token = None
+
     def get_id(self) -> str:
-        # The session version is part of the id, so a password change ends every other session and remember cookie.
-        return f"{self.id}:{self.session_version}"
+        # The id in the session and remember cookies names one server-side login, so it can be revoked.
+        if not self.login_token:
+            raise RuntimeError("log users in with core.auth.sessions.log_in, which starts a server-side session")
+        return f"{self.id}:{self.login_token}"
 
 
 class ApiToken(db.Model):
@@ -219,6 +224,23 @@ class ApiToken(db.Model):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship()
+
+
+class UserSession(db.Model):
+    """One login: its session and remember cookies carry a random secret, of which only the SHA-256 is stored."""
+
+    __tablename__ = "core_user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("core_user.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(db.Model):
@@ -240,6 +262,10 @@ class OutboxMessage(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the worker's sweep tries again (pending and failed messages); None: sent, kept, or retries used up.
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The links the stored body shows redacted, encrypted (Fernet); put into the email at sending, then wiped.
+    sealed_secrets: Mapped[str | None] = mapped_column(Text)
 
     attachments: Mapped[list[OutboxAttachment]] = relationship(cascade="all, delete-orphan")
 
@@ -257,7 +283,7 @@ class OutboxAttachment(db.Model):
 
 
 class JobRecord(db.Model):
-    """One background job as the admin sees it: queued, running, done or failed, with its error."""
+    """One background job as the admin sees it: queued, waiting (for Redis), running, done or failed, with its error."""
 
     __tablename__ = "core_job"
 
@@ -271,4 +297,6 @@ class JobRecord(db.Model):
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status_known"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'waiting', 'running', 'done', 'failed')", name="status_known"),
+    )

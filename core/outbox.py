@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import io
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import sqlalchemy as sa
 from babel import Locale
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask.cli import AppGroup
 from flask_admin import expose
@@ -19,6 +26,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_mail import Message
 from jinja2 import Template, TemplateNotFound
+from markupsafe import escape
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -32,8 +40,11 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "failed", "kept", "sent")
 STATUS_LABELS = {"pending": _l("pending"), "failed": _l("failed"), "kept": _l("kept"), "sent": _l("sent")}
-RESENDABLE = ("failed", "kept")
+RESENDABLE = ("pending", "failed", "kept")
 KEPT_NOTE = "No mail server is configured (MAIL_SERVER): the message is kept in the outbox."
+# Seconds before each automatic retry (MAIL_RETRY_SCHEDULE): 1m, 5m, 15m, 1h, 3h, 6h, 12h, 24h, about two days in all.
+DEFAULT_RETRY_SCHEDULE = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
+REDACTED = "••••••"
 # Syntax only: a dealer's own mail server may deliver to local domains (`.local`) a stricter check would refuse.
 ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
 _QUEUED = "outbox_queued"  # session.info key: messages to hand to the job queue once the transaction commits
@@ -65,6 +76,71 @@ def _optional_template(name: str) -> Template | None:
         return None
 
 
+def redact(value: str) -> str:
+    """What the outbox shows of a secret: a link keeps its site and path, its last part (the token) becomes dots."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rpartition('/')[0]}/{REDACTED}"
+    return REDACTED
+
+
+def _fernet_key(secret_key: str | bytes) -> Fernet:
+    material = secret_key.encode() if isinstance(secret_key, str) else secret_key
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"copydesk outbox secrets").derive(material)
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def _fernet(app: Flask) -> MultiFernet:
+    """Keys derived from SECRET_KEY (then SECRET_KEY_FALLBACKS, so a rotated key still opens older messages)."""
+    keys = [app.config["SECRET_KEY"], *(app.config.get("SECRET_KEY_FALLBACKS") or ())]
+    return MultiFernet([_fernet_key(key) for key in keys])
+
+
+def _redactions(secrets: dict[str, str]) -> dict[str, str]:
+    """Each secret's redacted text, made unique so that sending puts every secret back in its own place."""
+    shown: dict[str, str] = {}
+    for key, value in secrets.items():
+        text, number = redact(value), 1
+        while text in shown.values():
+            number += 1
+            text = f"{redact(value)}{number}"
+        shown[key] = text
+    return shown
+
+
+def _seal(pairs: list[tuple[str, str]]) -> str:
+    return _fernet(current_app).encrypt(json.dumps(pairs).encode()).decode()
+
+
+def _unseal(message: OutboxMessage) -> list[tuple[str, str]]:
+    """(redacted, real) pairs of the message; raises ValueError when they cannot be decrypted."""
+    if not message.sealed_secrets:
+        return []
+    try:
+        return [tuple(pair) for pair in json.loads(_fernet(current_app).decrypt(message.sealed_secrets.encode()))]
+    except InvalidToken:
+        raise ValueError("the links of this email cannot be decrypted (was SECRET_KEY changed?)") from None
+
+
+def _reveal(text: str | None, pairs: list[tuple[str, str]], html: bool = False) -> str | None:
+    # Longest first: "…/••••••2" must not be taken for "…/••••••" followed by a 2.
+    for shown, real in sorted(pairs, key=lambda pair: len(pair[0]), reverse=True):
+        if text is not None:
+            text = text.replace(str(escape(shown)), str(escape(real))) if html else text.replace(shown, real)
+    return text
+
+
+def _scrub(text: str, pairs: list[tuple[str, str]]) -> str:
+    """`text` (an error message) with any secret replaced by its redacted form."""
+    for shown, real in pairs:
+        text = text.replace(real, shown).replace(str(escape(real)), shown)
+    return text
+
+
+def retry_schedule() -> Sequence[int]:
+    return current_app.config.get("MAIL_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE
+
+
 def render_email(template: str, language: str, context: dict[str, Any] | None = None) -> tuple[str, str, str | None]:
     """Subject, text body and optional HTML body of `mail/<template>.*`, written in `language`."""
     with force_locale(language):
@@ -85,11 +161,14 @@ def queue_email(
     context: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
     attachments: Sequence[tuple[str, str, bytes]] | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> OutboxMessage:
     """Add an email to the current transaction; it is sent by a job once that transaction commits.
 
     With a `dedupe_key` already used, the existing message is returned and nothing is added.
-    Attachments are (filename, mimetype, content) tuples.
+    Attachments are (filename, mimetype, content) tuples. `secrets` are context values that grant access (reset and
+    reading links): the stored email, which staff can read in the outbox, shows them redacted (`redact`); the real
+    values are kept encrypted, put into the email only when it is sent, then wiped.
     """
     if dedupe_key is not None:
         existing = db.session.scalar(db.select(OutboxMessage).filter_by(dedupe_key=dedupe_key))
@@ -97,7 +176,8 @@ def queue_email(
             return existing
     addresses = _valid_recipients(recipients)
     language = mail_language(language)
-    subject, text, html = render_email(template, language, context)
+    shown = _redactions(secrets or {})
+    subject, text, html = render_email(template, language, {**(context or {}), **shown})
     message = OutboxMessage(
         recipients=addresses,
         subject=subject,
@@ -108,6 +188,9 @@ def queue_email(
         dedupe_key=dedupe_key,
         status="pending",
         attempts=0,
+        # A safety net: if the job that sends it after commit is lost, the worker's sweep sends it then.
+        next_attempt_at=utcnow() + dt.timedelta(seconds=retry_schedule()[0]),
+        sealed_secrets=_seal([(shown[key], value) for key, value in secrets.items()]) if secrets else None,
         attachments=[
             OutboxAttachment(filename=filename, mimetype=mimetype, content=content)
             for filename, mimetype, content in attachments or ()
@@ -119,9 +202,32 @@ def queue_email(
 
 
 def requeue(message: OutboxMessage) -> None:
-    """Put a failed or kept message back in line: it is sent again once the current transaction commits."""
+    """Put a pending, failed or kept message back in line: it is sent again once the current transaction commits."""
     message.status = "pending"
+    message.next_attempt_at = utcnow() + dt.timedelta(seconds=retry_schedule()[0])
     db.session.info.setdefault(_QUEUED, []).append(message)
+
+
+def _enqueue_send(message_id: int) -> None:
+    jobs.enqueue(send_message, message_id, job_id=mail_job_id(message_id))
+
+
+def mail_job_id(message_id: int) -> str:
+    return f"mail:{message_id}"
+
+
+def retry_due(now: dt.datetime | None = None) -> list[int]:
+    """Enqueue every pending or failed message whose next attempt has come (the worker's sweep, each minute)."""
+    now = now or utcnow()
+    ids = db.session.scalars(
+        db.select(OutboxMessage.id)
+        .where(OutboxMessage.status.in_(("pending", "failed")), OutboxMessage.next_attempt_at <= now)
+        .order_by(OutboxMessage.next_attempt_at)
+    ).all()
+    db.session.rollback()  # end the read: on SQLite an open reader would hold up the jobs' writes
+    for message_id in ids:
+        _enqueue_send(message_id)
+    return list(ids)
 
 
 @event.listens_for(Session, "after_commit")
@@ -134,7 +240,7 @@ def _enqueue_committed(session: Session) -> None:
             continue
         message_id = state.identity[0]
         try:
-            jobs.enqueue(send_message, message_id, job_id=f"mail:{message_id}")
+            _enqueue_send(message_id)
         except Exception as exc:
             # The commit has happened: report, and leave the message for `flask outbox send-pending`.
             log.warning("outbox message %s was not sent: %s", message_id, exc)
@@ -146,12 +252,27 @@ def _forget_rolled_back(session: Session, previous_transaction: SessionTransacti
         session.info.pop(_QUEUED, None)
 
 
-def _mail_message(message: OutboxMessage) -> Message:
+class MailNotSent(RuntimeError):
+    """The mail server did not take the message; the text never carries the message's secrets."""
+
+
+def as_sent(message: OutboxMessage, pairs: list[tuple[str, str]] | None = None) -> tuple[str, str, str | None]:
+    """Subject, text and HTML body as the recipient receives them, secrets in place: for sending, never for a page."""
+    pairs = _unseal(message) if pairs is None else pairs
+    return (
+        _reveal(message.subject, pairs),
+        _reveal(message.body_text, pairs),
+        _reveal(message.body_html, pairs, html=True),
+    )
+
+
+def _mail_message(message: OutboxMessage, pairs: list[tuple[str, str]]) -> Message:
+    subject, text, html = as_sent(message, pairs)
     mail_message = Message(
-        subject=message.subject,
+        subject=subject,
         recipients=list(message.recipients),
-        body=message.body_text,
-        html=message.body_html,
+        body=text,
+        html=html,
         sender=current_app.config["MAIL_DEFAULT_SENDER"],
     )
     for attachment in message.attachments:
@@ -160,7 +281,10 @@ def _mail_message(message: OutboxMessage) -> Message:
 
 
 def send_message(message_id: int) -> None:
-    """The job: hand one outbox message to the mail server. A message already sent is not sent again."""
+    """The job: hand one outbox message to the mail server. A message already sent is not sent again.
+
+    A failure schedules the next attempt (`retry_schedule`) and raises MailNotSent, so the job is recorded failed.
+    """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     # A session of its own: inline jobs run inside the caller's after_commit, where its session emits no SQL.
     with Session(db.engine, expire_on_commit=False) as session:
@@ -168,19 +292,30 @@ def send_message(message_id: int) -> None:
         if message is None or message.status == "sent":
             return
         if not app.config.get("MAIL_SERVER"):
-            message.status, message.last_error = "kept", KEPT_NOTE
+            message.status, message.last_error, message.next_attempt_at = "kept", KEPT_NOTE, None
             session.commit()
             return
         message.attempts += 1
+        pairs: list[tuple[str, str]] = []
         try:
-            mail.send(_mail_message(message))
+            pairs = _unseal(message)
+            mail.send(_mail_message(message, pairs))
         except Exception as exc:
-            message.status, message.last_error = "failed", f"{exc.__class__.__name__}: {exc}"
+            error = _scrub(f"{exc.__class__.__name__}: {exc}", pairs)
+            schedule = retry_schedule()
+            retry_in = schedule[message.attempts - 1] if message.attempts <= len(schedule) else None
+            message.status, message.last_error = "failed", error
+            message.next_attempt_at = utcnow() + dt.timedelta(seconds=retry_in) if retry_in is not None else None
             session.commit()
-            raise
+            raise MailNotSent(error) from None  # not chained: the original may quote the message
         message.status, message.sent_at, message.last_error = "sent", utcnow(), None
+        message.next_attempt_at = message.sealed_secrets = None
         session.commit()
     signals.email_sent.send(app, message_id=message_id)
+
+
+# No RQ retries: the message's own schedule (next_attempt_at, the worker's sweep) spaces the attempts out.
+send_message.job_retries = 0  # type: ignore[attr-defined]
 
 
 def _language_name(code: str) -> str:
@@ -200,6 +335,7 @@ class OutboxView(SecuredView):
         return self.render(
             template,
             status_labels=STATUS_LABELS,
+            redacted=REDACTED,
             format_datetime=format_datetime,
             mail_server=current_app.config.get("MAIL_SERVER"),
             **values,
@@ -273,15 +409,18 @@ class OutboxView(SecuredView):
     def resend(self, message_id: int):
         message = db.get_or_404(OutboxMessage, message_id)
         if message.status not in RESENDABLE:
-            flash(_("Only a failed or kept email can be sent again."), "warning")
+            flash(_("This email was already sent."), "warning")
             return redirect(url_for(".details", message_id=message_id))
         requeue(message)
         db.session.commit()
-        outcome = {
-            "sent": (_("The email was sent."), "success"),
-            "kept": (_("No mail server is configured: the email is kept here."), "info"),
-            "failed": (_("Sending failed: %(error)s", error=message.last_error), "error"),
-        }.get(message.status, (_("The email is queued: a worker sends it shortly."), "info"))
+        if jobs.job_status(mail_job_id(message_id)) == "waiting":
+            outcome = (_("The job queue is unreachable: the email waits and is sent as soon as it is back."), "warning")
+        else:
+            outcome = {
+                "sent": (_("The email was sent."), "success"),
+                "kept": (_("No mail server is configured: the email is kept here."), "info"),
+                "failed": (_("Sending failed: %(error)s", error=message.last_error), "error"),
+            }.get(message.status, (_("The email is queued: a worker sends it shortly."), "info"))
         flash(*outcome)
         return redirect(url_for(".details", message_id=message_id))
 
@@ -317,6 +456,18 @@ def send_pending(include_kept: bool) -> None:
         raise click.ClickException(f"{outcome['failed']} email(s) failed; see the outbox page for the errors")
 
 
+@outbox_cli.command("show")
+@click.argument("message_id", type=int)
+def show_message(message_id: int) -> None:
+    """Print email MESSAGE_ID as its recipient receives it, links included: for the server's operator only (the
+    back office shows those links redacted), e.g. to follow a kept email's link on the embedded default."""
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:
+        raise click.BadParameter(f"there is no email {message_id}", param_hint="MESSAGE_ID")
+    subject, text, _html = as_sent(message)
+    click.echo(f"To: {', '.join(message.recipients)}\nSubject: {subject}\n\n{text}")
+
+
 @outbox_cli.command("test")
 @click.argument("email")
 @click.option("--language", default=None, help="it, en or es (default: the app's default language).")
@@ -338,6 +489,7 @@ def send_test(email: str, language: str | None) -> None:
 
 
 def init_app(app: Flask) -> None:
+    jobs.add_sweep(app, retry_due)
     app.extensions["copydesk"].admin.add_view(
         OutboxView(name=_l("Outbox"), endpoint="core_outbox", url="outbox", category=_l("Settings"))
     )

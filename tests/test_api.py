@@ -60,13 +60,17 @@ def test_malformed_authorization_header_gets_401(client, db_session):
 
 
 def test_browser_session_does_not_authenticate_the_api(app, client, db_session):
-    from flask_login.utils import _create_identifier
+    from flask import session
+
+    from core.auth.sessions import log_in
 
     user = add_user("dealer_admin")
     with app.test_request_context(environ_base=client.environ_base):
-        identifier = _create_identifier()
-    with client.session_transaction() as session:
-        session.update({"_user_id": user.get_id(), "_fresh": True, "_id": identifier})
+        log_in(user)
+        db.session.commit()
+        logged_in = dict(session)
+    with client.session_transaction() as client_session:
+        client_session.update(logged_in)
     assert client.get("/admin/").status_code == 200  # the session is a valid login for the web pages
 
     assert_problem(client.get("/api/v1/customers"), 401)

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from flask import session
 from flask.testing import FlaskClient
-from flask_login import login_user
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from core import jobs
+from core.auth.sessions import log_in
 from core.config import ROOT
 from core.context import PeriodicJob
 from core.db import db
@@ -59,7 +59,8 @@ def logged_in_client(app, role: str) -> FlaskClient:
         user = User(email=f"{role}@example.com", name=role, role=role, customer_id=customer and customer.id)
         db.session.add(user)
         db.session.commit()
-        login_user(user)
+        log_in(user)
+        db.session.commit()
         logged_in = dict(session)
     with client.session_transaction() as client_session:
         client_session.update(logged_in)

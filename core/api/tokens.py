@@ -1,4 +1,4 @@
-"""API bearer tokens: create (plaintext shown once), authenticate by SHA-256, revoke."""
+"""API bearer tokens: create (plaintext shown once), authenticate by SHA-256, revoke one or all of a user's."""
 
 from __future__ import annotations
 
@@ -83,3 +83,19 @@ def revoke_token(token_id: int) -> bool:
     )
     db.session.commit()
     return True
+
+
+def revoke_user_tokens(user: User, reason: str) -> int:
+    """Revoke every live token of `user` (audited with `reason`; the caller commits); returns how many."""
+    tokens = db.session.scalars(
+        db.select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = utcnow()
+        audit.record(
+            "token_revoked",
+            ApiToken.__tablename__,
+            token.id,
+            {"user": user.email, "name": token.name, "prefix": token.prefix, "reason": reason},
+        )
+    return len(tokens)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask, g, request, url_for
+from flask import Flask, g, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
-from core.auth import services
-from core.db import db
+from core.auth import services, sessions
+from core.errors import API_PREFIX
 from core.extensions import login_manager
 from core.models import User
 
@@ -18,23 +19,30 @@ DEFAULTS = {
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "PASSWORD_RESET_MAX_AGE": 2 * 3600,
     "SET_PASSWORD_MAX_AGE": 7 * 24 * 3600,
-    "LOGIN_LIMIT_PER_ACCOUNT": "10 per 15 minutes",
+    # Failed logins: one account from one address is slowed first; an address trying many accounts next; an
+    # account tried from many addresses only much later, so an attacker elsewhere rarely locks out its owner.
+    "LOGIN_LIMIT_PER_ACCOUNT_ADDRESS": "10 per 15 minutes",
     "LOGIN_LIMIT_PER_ADDRESS": "30 per 15 minutes",
-    "RESET_LIMIT_PER_ACCOUNT": "3 per hour",
+    "LOGIN_LIMIT_PER_ACCOUNT": "100 per 15 minutes",
+    "RESET_LIMIT_PER_ACCOUNT_ADDRESS": "3 per hour",
     "RESET_LIMIT_PER_ADDRESS": "10 per hour",
+    "RESET_LIMIT_PER_ACCOUNT": "10 per hour",
 }
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    """The user of a session or remember cookie, if that id is still current: "<id>:<session_version>"."""
-    ident, _, version = user_id.partition(":")
-    if not ident.isdigit() or not version.isdigit():
-        return None
-    user = db.session.get(User, int(ident))
-    if user is None or not user.active or user.session_version != int(version):
-        return None
-    return user
+    """The user of a session or remember cookie whose login is still open: "<user id>:<login secret>"."""
+    return sessions.load(user_id)
+
+
+def _note_activity() -> None:
+    # Before the view, while this request has written nothing yet: the commit carries only last_seen_at.
+    static = (request.endpoint or "").rsplit(".", 1)[-1] == "static"
+    if request.path.startswith(API_PREFIX) or static or "_user_id" not in session:
+        return
+    if current_user.is_authenticated:
+        sessions.note_activity()
 
 
 def _template_helpers() -> dict:
@@ -69,6 +77,7 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = _l("Please log in to see this page.")
     login_manager.login_message_category = "info"
     app.register_blueprint(views.bp)
+    app.before_request(_note_activity)
     app.context_processor(_template_helpers)
     admin.init_app(app)
     app.cli.add_command(cli.users_cli)

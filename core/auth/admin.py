@@ -12,7 +12,7 @@ from flask_login import current_user
 from wtforms.validators import ValidationError
 
 from core.admin import SecuredModelView, model_view
-from core.auth import services
+from core.auth import services, sessions
 from core.auth.services import UserError
 from core.db import db
 from core.models import AuditLog, Partner, User
@@ -88,6 +88,9 @@ class UserView(SecuredModelView):
             model.session_version = 1
             db.session.flush()
             services.send_set_password_email(model)
+        elif not model.active and services.stored_value(model, "active"):
+            # Ended, not just refused: reactivating the account later must not revive a copied cookie.
+            sessions.revoke_all(model)
 
     def after_model_change(self, form, model: User, is_created: bool) -> None:
         if is_created:

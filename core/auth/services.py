@@ -14,8 +14,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import audit
+from core.auth import sessions
 from core.db import db, utcnow
-from core.models import Company, Partner, User
+from core.models import Company, Partner, User, UserSession
 from core.permissions import CUSTOMER_ROLES, ROLES
 
 MIN_PASSWORD_LENGTH = 10
@@ -128,11 +129,14 @@ def validate_password(password: str | None) -> str:
     return password
 
 
-def set_password(user: User, password: str, *, action: str = "password_changed") -> None:
-    """Store a new password hash and end every other session of this user (audited; the caller commits)."""
+def set_password(
+    user: User, password: str, *, action: str = "password_changed", keep: UserSession | None = None
+) -> None:
+    """Store a new password hash and end every session of this user but `keep` (audited; the caller commits)."""
     validate_password(password)
     user.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
     user.session_version = (user.session_version or 0) + 1
+    sessions.revoke_all(user, keep=keep)
     audit.record(action, User.__tablename__, user.id, {"email": user.email})
 
 
@@ -278,11 +282,11 @@ def _send_link(user: User, purpose: LinkPurpose, endpoint: str) -> None:
         context={
             "name": user.name,
             "email": user.email,
-            "link": external_url(endpoint, token=password_token(user, purpose)),
             "hours": max_age(purpose) // 3600,
             "days": max_age(purpose) // 86400,
             "site": company_name(),
         },
+        secrets={"link": external_url(endpoint, token=password_token(user, purpose))},
     )
 
 
@@ -302,11 +306,18 @@ def request_password_reset(email: str | None) -> None:
 
 
 def complete_password_link(token: str, purpose: LinkPurpose, password: str) -> User:
-    """Set the password through an emailed link; the link then stops working. The caller commits."""
+    """Set the password through an emailed link; the link then stops working. The caller commits.
+
+    Whoever holds the link may be someone else than the owner: every session and every API token of the user ends.
+    """
+    from core.api.tokens import revoke_user_tokens
+
     user = user_for_token(token, purpose)
     if user is None:
         raise UserError("token", _("This link has expired or was already used. Ask for a new one."))
-    set_password(user, password, action="password_reset" if purpose is RESET else "password_set")
+    action = "password_reset" if purpose is RESET else "password_set"
+    set_password(user, password, action=action)
+    revoke_user_tokens(user, reason=action)
     return user
 
 
@@ -314,7 +325,7 @@ def change_password(user: User, current: str | None, new: str | None) -> None:
     """A logged-in user's own change: the current password is required. The caller commits."""
     if not check_password(user, current):
         raise UserError("current_password", _("The current password is not correct"))
-    set_password(user, new or "")
+    set_password(user, new or "", keep=sessions.current())
 
 
 def set_language(user: User, language: str | None) -> None:

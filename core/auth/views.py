@@ -20,12 +20,11 @@ from flask import (
 from flask_babel import gettext as _
 from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required, login_user, logout_user
-from flask_login.config import COOKIE_NAME
+from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
 
 from core import audit, signals
-from core.auth import services
+from core.auth import services, sessions
 from core.auth.forms import ChangePasswordForm, ForgotPasswordForm, LanguageForm, LoginForm, SetPasswordForm
 from core.auth.services import RESET, SET_PASSWORD, UserError
 from core.db import db
@@ -67,9 +66,18 @@ def login_page_for(user: User | None) -> str:
     return url_for("auth.login") if user is None or is_staff(user) else url_for("portal.login")
 
 
-# Rate limits: only failed attempts are counted, per account (shared by both login pages) and per address.
+# Rate limits: only failed attempts are counted, per account and address, per address and per account, each shared by
+# both login pages. Behind TRUSTED_PROXIES the address is the client's (ProxyFix), not the proxy's.
+def _account() -> str:
+    return (request.form.get("email") or "").strip().lower()
+
+
 def _account_key() -> str:
-    return "account:" + (request.form.get("email") or "").strip().lower()
+    return "account:" + _account()
+
+
+def _account_address_key() -> str:
+    return f"account-address:{_account()}|{get_remote_address()}"
 
 
 def _attempt_failed(response) -> bool:
@@ -95,12 +103,14 @@ def _limit(setting: str, scope: str, key_func):
 
 
 login_limits = (
-    _limit("LOGIN_LIMIT_PER_ACCOUNT", "login-account", _account_key),
+    _limit("LOGIN_LIMIT_PER_ACCOUNT_ADDRESS", "login-account-address", _account_address_key),
     _limit("LOGIN_LIMIT_PER_ADDRESS", "login-address", get_remote_address),
+    _limit("LOGIN_LIMIT_PER_ACCOUNT", "login-account", _account_key),
 )
 reset_limits = (
-    _limit("RESET_LIMIT_PER_ACCOUNT", "reset-account", _account_key),
+    _limit("RESET_LIMIT_PER_ACCOUNT_ADDRESS", "reset-account-address", _account_address_key),
     _limit("RESET_LIMIT_PER_ADDRESS", "reset-address", get_remote_address),
+    _limit("RESET_LIMIT_PER_ACCOUNT", "reset-account", _account_key),
 )
 
 
@@ -153,7 +163,7 @@ def handle_login(audience: str):
 
 
 def complete_login(user: User, remember: bool = False) -> None:
-    login_user(user, remember=remember)
+    sessions.log_in(user, remember=remember)
     services.record_login(user)
     db.session.commit()
     signals.user_logged_in.send(current_app._get_current_object(), user_id=user.id)
@@ -169,6 +179,7 @@ def login():
 def logout():
     user = current_user._get_current_object() if current_user.is_authenticated else None
     if user is not None:
+        sessions.revoke_current()
         audit.record("logout", User.__tablename__, user.id, {"email": user.email})
         db.session.commit()
     target = login_page_for(user)
@@ -197,6 +208,13 @@ def forgot_password():
 
 
 def _password_link_page(token: str, purpose: services.LinkPurpose, template: str):
+    response = make_response(_password_link_form(token, purpose, template))
+    # The address carries the token: no request from this page may send it on, not even to this site's own logs.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _password_link_form(token: str, purpose: services.LinkPurpose, template: str):
     user = services.user_for_token(token, purpose)
     if user is None:
         return render_template("auth/link_invalid.html"), 400
@@ -236,9 +254,6 @@ def change_password():
             getattr(form, exc.field, form.new_password).errors.append(exc.message)
         else:
             db.session.commit()
-            # Our own session carries the new session version; every other one is now logged out.
-            remembered = request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME))
-            login_user(user, remember=bool(remembered))
             flash(_("Your password is changed. Other devices were logged out."), "success")
             return redirect(landing_url(user))
     layout = "auth/base.html" if is_staff(current_user) else "portal/base.html"
