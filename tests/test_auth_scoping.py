@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from flask_login import login_user
 from werkzeug.exceptions import NotFound
 
 from core.auth.scoping import customer_scoped, get_scoped_or_404
+from core.auth.sessions import log_in
 from core.db import db
 from core.models import Partner, User
 from tests.auth_support import make_customer, make_user
@@ -29,7 +29,7 @@ def _as(app, email: str):
     """A request context with `email` logged in, as a portal page would have."""
     context = app.test_request_context("/portal/")
     context.push()
-    login_user(db.session.scalars(sa.select(User).where(User.email == email)).one())
+    log_in(db.session.scalars(sa.select(User).where(User.email == email)).one())
     return context
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -14,11 +15,11 @@ from core.permissions import customer_scope, is_staff
 Q = TypeVar("Q")
 
 
-def customer_scoped(query_or_select: Q, model_customer_column: Any, user: Any = None) -> Q:
-    """Restrict a select (or legacy query) to `user`'s customer (default: the logged-in user).
+def scoped_by(query_or_select: Q, condition: Callable[[int], Any], user: Any = None) -> Q:
+    """Restrict a select (or legacy query) to the rows `condition(customer_id)` lets `user`'s customer see.
 
-    Staff see every customer; a customer role sees only rows whose `model_customer_column` is its own customer;
-    anyone else (anonymous, inactive, unknown role) sees nothing.
+    Staff see every row; a customer role sees the rows its customer's condition selects (a column equal to it, or a
+    window of time, e.g. while the customer had a device); anyone else (anonymous, inactive, unknown role) sees nothing.
     """
     user = current_user if user is None else user
     if not getattr(user, "is_authenticated", False) or not getattr(user, "active", False):
@@ -28,7 +29,13 @@ def customer_scoped(query_or_select: Q, model_customer_column: Any, user: Any = 
     scope = customer_scope(user)
     if scope is None:
         return query_or_select.where(sa.false())
-    return query_or_select.where(model_customer_column == scope)
+    return query_or_select.where(condition(scope))
+
+
+def customer_scoped(query_or_select: Q, model_customer_column: Any, user: Any = None) -> Q:
+    """Restrict a select (or legacy query) to `user`'s customer (default: the logged-in user): rows whose
+    `model_customer_column` is that customer."""
+    return scoped_by(query_or_select, lambda customer_id: model_customer_column == customer_id, user)
 
 
 def get_scoped_or_404(model: Any, ident: Any, model_customer_column: Any, user: Any = None) -> Any:

@@ -12,13 +12,14 @@ from flask_babel import gettext as _
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
-from core.api.fields import String, UtcDateTime
+from core.api.fields import Integer, String, UtcDateTime
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import db
-from core.permissions import is_staff
+from core.permissions import customer_scope, is_staff
 from modules.metering import services
 from modules.metering.models import READING_STATUSES, Reading
+from modules.metering.scoping import visible_readings
 from modules.rentals.models import Device
 
 MAX_ID = 2**31 - 1
@@ -33,8 +34,8 @@ replacements_blp = ApiBlueprint(
 )
 
 
-def _id(**kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+def _id(**kwargs: Any) -> Integer:
+    return Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class ReadingInSchema(ma.Schema):
@@ -61,12 +62,12 @@ class ReadingInSchema(ma.Schema):
 
 
 class ReadingSchema(ma.Schema):
-    id = ma.fields.Integer()
-    device_id = ma.fields.Integer()
+    id = Integer()
+    device_id = Integer()
     serial = ma.fields.String(attribute="device.serial")
     taken_at = UtcDateTime()
-    counters = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
-    supplies = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), attribute="supply_levels")
+    counters = ma.fields.Dict(keys=ma.fields.String(), values=Integer())
+    supplies = ma.fields.Dict(keys=ma.fields.String(), values=Integer(), attribute="supply_levels")
     source = ma.fields.String()
     status = ma.fields.String(metadata={"enum": list(READING_STATUSES)})
     reason = ma.fields.String(allow_none=True, metadata={"description": "Why it waits for review or was rejected."})
@@ -82,8 +83,8 @@ class ReadingListArgs(PageArgs):
 
 
 class ReplacementSchema(ma.Schema):
-    id = ma.fields.Integer(dump_only=True)
-    device_id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
+    device_id = Integer(dump_only=True)
     date = ma.fields.Date(required=True, metadata={"description": "The day of the replacement or reset."})
     meter = String(required=True, validate=ma.validate.Length(min=1, max=20))
     old_final = ma.fields.Raw(required=True, metadata={"type": "integer", "description": "The old meter's last value."})
@@ -109,11 +110,10 @@ class Readings(MethodView):
     def get(self, args: dict[str, Any]):
         """List readings
 
-        Newest first. A customer's token lists only the readings of the devices standing at its sites.
+        Newest first. A customer's token lists only the readings taken while the device was on one of its
+        contracts: a device that moved from another customer brings none of that customer's readings along.
         """
-        query = customer_scoped(sa.select(Reading).join(Reading.device), Device.customer_id, api_user()).order_by(
-            Reading.taken_at.desc(), Reading.id.desc()
-        )
+        query = visible_readings(sa.select(Reading), api_user()).order_by(Reading.taken_at.desc(), Reading.id.desc())
         if args.get("device_id"):
             query = query.where(Reading.device_id == args["device_id"])
         if args.get("since"):
@@ -134,7 +134,8 @@ class Readings(MethodView):
         Validated like every other channel: a counter lower than the last accepted one (without a recorded meter
         replacement) is refused with `422` naming `counters.<meter>`; a jump far beyond the device's usual volume is
         stored with status `pending_review` for staff to check. `warnings` lists meters that were not given. Sending
-        the same device, time and counters again answers `200` with the reading already stored.
+        the same device, time and counters again answers `200` with the reading already stored. A customer's token
+        may send only readings dated while the device is on one of its contracts (else `422` naming `taken_at`).
         """
         user = api_user()
         if _visible_device(data["device_id"]) is None:
@@ -144,7 +145,13 @@ class Readings(MethodView):
             raise ApiProblem(422, errors={"source": _("Choose one of: %(choices)s", choices="api, portal")})
         try:
             recorded = services.record_reading(
-                data["device_id"], data["taken_at"], data["counters"], data.get("supplies"), source, entered_by=user.id
+                data["device_id"],
+                data["taken_at"],
+                data["counters"],
+                data.get("supplies"),
+                source,
+                entered_by=user.id,
+                customer_id=customer_scope(user),
             )
         except services.MeteringError as error:
             raise _problem(error) from None
@@ -157,10 +164,11 @@ class ReadingItem(MethodView):
     @require("readings.view", "portal.readings")
     @readings_blp.response(200, ReadingSchema)
     def get(self, reading_id: int):
-        """Get a reading"""
-        query = customer_scoped(
-            sa.select(Reading).join(Reading.device).where(Reading.id == reading_id), Device.customer_id, api_user()
-        )
+        """Get a reading
+
+        A customer's token gets only a reading of its own tenure (see the list); any other answers `404`.
+        """
+        query = visible_readings(sa.select(Reading).where(Reading.id == reading_id), api_user())
         reading = db.session.scalars(query).first()
         if reading is None:
             raise ApiProblem(404)

@@ -340,11 +340,11 @@ def send_email(request: ReadingRequest, kind: str, dedupe_key: str, today: dt.da
             "request": request,
             "customer": request.customer,
             "items": open_items(request) or request.items,
-            "link": link,
             "expires_on": expires_at.date(),
             **context,
         },
         dedupe_key=dedupe_key,
+        secrets={"link": link},
     )
     request.sent_at = request.sent_at or utcnow()
     request.last_sent_on = today
@@ -372,8 +372,8 @@ def issue_link(request: ReadingRequest) -> tuple[str, dt.datetime]:
     return external_url("metering_portal.open_link", token=token), expires_at
 
 
-def open_link(token: str, now: dt.datetime | None = None) -> tuple[ReadingRequest, dt.datetime]:
-    """The request a link opens and until when; raises LinkError. Records the first opening."""
+def open_link(token: str, now: dt.datetime | None = None) -> tuple[ReadingRequest, ReadingRequestLink]:
+    """The request a link opens and the link's row; raises LinkError. Records the first opening."""
     now = now or utcnow()
     try:
         data = _serializer().loads(token, max_age=link_days() * 86400)
@@ -395,7 +395,16 @@ def open_link(token: str, now: dt.datetime | None = None) -> tuple[ReadingReques
     request = link.request
     if request.opened_at is None:
         request.opened_at = now
-    return request, as_utc(link.expires_at)
+    return request, link
+
+
+def link_valid(link_id: object, request_id: int, now: dt.datetime | None = None) -> bool:
+    """Whether the link row `link_id` (as a session kept it) still opens request `request_id`: it exists, belongs to
+    that request and has not expired. Asked on every use, so moving `expires_at` earlier ends the grants at once."""
+    if not isinstance(link_id, int) or isinstance(link_id, bool) or not 0 < link_id < 2**31:
+        return False
+    link = db.session.get(ReadingRequestLink, link_id)
+    return link is not None and link.request_id == request_id and as_utc(link.expires_at) > (now or utcnow())
 
 
 def request_messages(request_ids: Iterable[int]) -> dict[int, list[OutboxMessage]]:

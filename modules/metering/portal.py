@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import force_locale, format_date, format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -29,14 +29,13 @@ from core.models import Partner
 from core.outbox import queue_email
 from core.permissions import customer_scope, has_permission
 from core.portal import portal_view
-from modules.metering import campaigns
+from modules.metering import campaigns, scoping
 from modules.metering.models import SUPPLY_COLOURS, Reading, ReadingRequest, ReadingRequestItem
 from modules.metering.services import (
     CLOCK_SKEW,
     KnownValue,
     MeteringError,
     as_utc,
-    day_start,
     dealer_timezone,
     last_values,
     local_date,
@@ -124,48 +123,29 @@ def customer_devices(customer_id: int) -> list[Device]:
 
 
 def customer_readings(customer_id: int, device_ids: list[int] | None = None, limit: int = HISTORY_LIMIT) -> list:
-    """The customer's readings, newest first: only those taken while the device was on one of its contracts."""
-    query = (
-        sa.select(ContractLine)
-        .join(Contract, Contract.id == ContractLine.contract_id)
-        .where(Contract.customer_id == customer_id)
-    )
-    if device_ids is not None:
-        query = query.where(ContractLine.device_id.in_(device_ids))
-    stays = [
-        sa.and_(
-            Reading.device_id == line.device_id,
-            Reading.taken_at >= day_start(line.start_date),
-            sa.true() if line.end_date is None else Reading.taken_at < day_start(line.end_date + dt.timedelta(days=1)),
-        )
-        for line in db.session.scalars(query)
-    ]
-    if not stays:
-        return []
-    return list(
-        db.session.scalars(
-            sa.select(Reading)
-            .where(sa.or_(*stays), Reading.status.in_(SHOWN_STATUSES))
-            .order_by(Reading.taken_at.desc(), Reading.id.desc())
-            .limit(limit)
-        )
-    )
+    """The customer's readings the portal shows, newest first: only those of its tenure (see scoping.py)."""
+    return scoping.customer_readings(customer_id, device_ids, SHOWN_STATUSES, limit)
 
 
 def _granted(request_id: int) -> bool:
-    until = session.get(GRANTS_KEY, {}).get(str(request_id))
-    return isinstance(until, int | float) and until > utcnow().timestamp()
+    """Whether this session opened a link of the request that is still valid in the database (it may have expired or
+    been moved earlier since; the session keeps only the link's id)."""
+    link_id = session.get(GRANTS_KEY, {}).get(str(request_id))
+    return campaigns.link_valid(link_id, request_id)
 
 
 def allowed_request(request_id: int) -> ReadingRequest:
-    """The request, when the emailed link opened it in this session or a user of its customer asks; else 404."""
+    """The request, when a still valid emailed link opened it in this session or a user of its customer asks; else
+    404, or 410 when this session's link has expired."""
     reading_request = db.session.get(ReadingRequest, request_id) if 0 < request_id < 2**31 else None
     if reading_request is None:
         abort(404)
-    if _granted(request_id):
-        return reading_request
     if has_permission(current_user, "portal.readings") and customer_scope(current_user) == reading_request.customer_id:
         return reading_request
+    if _granted(request_id):
+        return reading_request
+    if str(request_id) in session.get(GRANTS_KEY, {}):
+        abort(make_response(render_template("metering/portal/link_error.html", reason="expired"), 410))
     abort(404)
 
 
@@ -214,13 +194,16 @@ def _helpers() -> dict:
 # The form
 
 
-def build_entries(devices: list[Device], form: Any = None, due: dict[int, dt.date] | None = None) -> list[Entry]:
-    """The form's entries for `devices`, filled with what was posted, each counter beside its last known value."""
+def build_entries(
+    devices: list[Device], customer_id: int, form: Any = None, due: dict[int, dt.date] | None = None
+) -> list[Entry]:
+    """The form's entries for `devices`, filled with what was posted, each counter beside the last value known while
+    the device was the customer's."""
     language = get_locale().language if get_locale() else "en"
     form = form or {}
     entries = []
     for device in devices:
-        last = last_values(device)
+        last = last_values(device, customer_id)
         meters = [
             Field(
                 name=f"d{device.id}-{meter.code}",
@@ -249,7 +232,7 @@ def normalise(value: str) -> str:
     return stripped if stripped.isdigit() else value.strip()
 
 
-def check(entries: list[Entry], taken_at: dt.datetime) -> bool:
+def check(entries: list[Entry], taken_at: dt.datetime, customer_id: int) -> bool:
     """Validate every filled-in device as record_reading will; blank devices are skipped. True when all are fine."""
     for entry in entries:
         entry.error = None
@@ -265,7 +248,9 @@ def check(entries: list[Entry], taken_at: dt.datetime) -> bool:
         entry.counters = {m.name.rsplit("-", 1)[1]: normalise(m.value) for m in entry.meters if m.value.strip()}
         entry.supplies = {t.name.rsplit("-", 1)[1]: t.value.strip() for t in entry.toners if t.value.strip()}
         try:
-            checked = validate_reading(entry.device, taken_at, entry.counters, entry.supplies, source="portal")
+            checked = validate_reading(
+                entry.device, taken_at, entry.counters, entry.supplies, source="portal", customer_id=customer_id
+            )
         except MeteringError as exc:
             _place_errors(entry, exc.errors)
             continue
@@ -285,7 +270,7 @@ def _place_errors(entry: Entry, errors: dict[str, str]) -> None:
             entry.error = message
 
 
-def submit(entries: list[Entry], taken_at: dt.datetime, user_id: int | None) -> list[Reading] | None:
+def submit(entries: list[Entry], taken_at: dt.datetime, user_id: int | None, customer_id: int) -> list[Reading] | None:
     """Record every checked entry in one transaction; on any error nothing is written and the errors are placed."""
     readings = []
     for entry in entries:
@@ -293,7 +278,13 @@ def submit(entries: list[Entry], taken_at: dt.datetime, user_id: int | None) -> 
             continue
         try:
             recorded = record_reading(
-                entry.device, taken_at, entry.counters, entry.supplies, source="portal", entered_by=user_id
+                entry.device,
+                taken_at,
+                entry.counters,
+                entry.supplies,
+                source="portal",
+                entered_by=user_id,
+                customer_id=customer_id,
             )
         except MeteringError as exc:
             db.session.rollback()
@@ -353,20 +344,20 @@ def _entry_page(
 ):
     """GET: the form; POST step=review: check and show the numbers; step=confirm: record them; step=edit: back."""
     posted = request.method == "POST"
-    entries = build_entries(devices, request.form if posted else None, due)
+    entries = build_entries(devices, customer.id, request.form if posted else None, due)
     step = request.form.get("step") if posted else None
     values = {"entries": entries, "customer": customer, "reading_request": reading_request, "action": action}
     if step not in ("review", "confirm"):
         return render_template("metering/portal/enter.html", **values)
     taken_at = _taken_at(request.form.get("taken_at")) if step == "confirm" else utcnow().replace(microsecond=0)
-    if not check(entries, taken_at):
+    if not check(entries, taken_at, customer.id):
         nothing = all(entry.skipped for entry in entries)
         form_error = _("Enter the counters of at least one device.") if nothing else None
         return render_template("metering/portal/enter.html", form_error=form_error, **values), 422
     if step == "review":
         return render_template("metering/portal/review.html", taken_at=taken_at, **values)
     user_id = current_user.id if current_user.is_authenticated else None
-    readings = submit(entries, taken_at, user_id)
+    readings = submit(entries, taken_at, user_id, customer.id)
     if readings is None:
         return render_template("metering/portal/enter.html", **values), 422
     _complete_requests(customer.id, reading_request, readings)
@@ -425,7 +416,7 @@ def index():
     return render_template(
         "metering/portal/index.html",
         devices=devices,
-        last={device.id: last_values(device) for device in devices},
+        last={device.id: last_values(device, customer_id) for device in devices},
         due=due,
         requests=requests,
         recent=customer_readings(customer_id, limit=5),
@@ -475,13 +466,13 @@ def request_page(request_id: int):
 @bp.route("/link/<token>")
 def open_link(token: str):
     try:
-        reading_request, until = campaigns.open_link(token)
+        reading_request, link = campaigns.open_link(token)
     except campaigns.LinkError as exc:
         status = 410 if exc.reason == "expired" else 404
         return render_template("metering/portal/link_error.html", reason=exc.reason), status
     db.session.commit()
     grants = {key: value for key, value in session.get(GRANTS_KEY, {}).items() if _granted(int(key))}
-    grants[str(reading_request.id)] = until.timestamp()
+    grants[str(reading_request.id)] = link.id
     session[GRANTS_KEY] = grants
     language = None if current_user.is_authenticated else reading_request.customer.language
     return redirect(url_for(".request_page", request_id=reading_request.id, lang=language))
@@ -493,8 +484,8 @@ def done(request_id: int | None = None):
     reading_request = allowed_request(request_id) if request_id is not None else None
     if reading_request is None and not has_permission(current_user, "portal.readings"):
         abort(404)
-    ids = session.get(CONFIRMED_KEY) or []
-    readings = db.session.scalars(sa.select(Reading).where(Reading.id.in_(ids)).order_by(Reading.id)).all()
+    customer_id = reading_request.customer_id if reading_request is not None else _customer_id()
+    readings = scoping.readings_by_id(customer_id, session.get(CONFIRMED_KEY) or [])
     if not readings:
         if reading_request is not None:
             return redirect(portal_url(".request_page", request_id=reading_request.id))

@@ -34,7 +34,7 @@ from modules.metering.models import (
     ReadingValue,
     SupplyLevel,
 )
-from modules.rentals.models import ContractLine, Device
+from modules.rentals.models import Contract, ContractLine, Device
 
 # A counter has at most 12 digits: anything longer is a typing mistake (no copier prints a trillion pages).
 MAX_COUNTER_DIGITS = 12
@@ -80,6 +80,28 @@ class Recorded:
     reading: Reading
     created: bool
     warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Stay:
+    """A device's time on one of a customer's contracts: from `start` to `end` (its last day; None while it stays)."""
+
+    device_id: int
+    start: dt.date
+    end: dt.date | None
+
+    @property
+    def start_at(self) -> dt.datetime:
+        return day_start(self.start)
+
+    @property
+    def end_at(self) -> dt.datetime | None:
+        """The first instant after the stay (None while it lasts)."""
+        return None if self.end is None else day_start(self.end + dt.timedelta(days=1))
+
+    def covers(self, at: dt.datetime) -> bool:
+        day = local_date(at)
+        return self.start <= day and (self.end is None or day <= self.end)
 
 
 @dataclass(frozen=True)
@@ -231,11 +253,36 @@ def known_values(device_id: int, meter: str, exclude_id: int | None = None) -> l
     return sorted(values, key=lambda known: known.at)
 
 
-def last_values(device: Device) -> dict[str, KnownValue]:
-    """The latest known value of each of the device's meters (for forms that show what was read last)."""
+def stays(customer_id: int, device_ids: list[int] | None = None) -> list[Stay]:
+    """The customer's tenure: each time one of the devices was on one of its contracts, in any state."""
+    query = (
+        sa.select(ContractLine.device_id, ContractLine.start_date, ContractLine.end_date)
+        .join(Contract, Contract.id == ContractLine.contract_id)
+        .where(Contract.customer_id == customer_id)
+        .order_by(ContractLine.device_id, ContractLine.start_date)
+    )
+    if device_ids is not None:
+        query = query.where(ContractLine.device_id.in_(device_ids))
+    return [Stay(device_id, start, end) for device_id, start, end in db.session.execute(query)]
+
+
+def last_values(device: Device, customer_id: int | None = None) -> dict[str, KnownValue]:
+    """The latest known value of each of the device's meters (for forms that show what was read last).
+
+    For a customer, only the values known while the device was on its contracts: a device that moved on shows the
+    customer its own last counters, never those of whoever has it now.
+    """
+    held = None if customer_id is None else stays(customer_id, [device.id])
+    if held == []:
+        return {}
+    until = None
+    if held and all(stay.end_at is not None for stay in held):
+        until = max(stay.end_at for stay in held) - dt.timedelta(seconds=1)
     result = {}
     for meter in device.model.meter_codes:
-        segment = _current_segment(device.id, meter, known_values(device.id, meter), None)
+        segment = _current_segment(device.id, meter, known_values(device.id, meter), until)
+        if held is not None:
+            segment = [known for known in segment if any(stay.covers(known.at) for stay in held)]
         if segment:
             result[meter] = segment[-1]
     return result
@@ -278,11 +325,13 @@ def validate_reading(
     source: Any = "staff",
     now: dt.datetime | None = None,
     exclude_id: int | None = None,
+    customer_id: int | None = None,
 ) -> Checked:
     """Check a reading as every channel must; raise MeteringError naming each bad field, or return its status.
 
     Returns status `accepted`, or `pending_review` with the reason when a counter jumps far beyond the device's usual
-    volume; `warnings` lists the device's meters that were not given.
+    volume; `warnings` lists the device's meters that were not given. A reading sent by a customer (`customer_id`)
+    must be dated while the device was on one of that customer's contracts.
     """
     errors: dict[str, str] = {}
     now = as_utc(now or utcnow())
@@ -291,6 +340,20 @@ def validate_reading(
     when = parse_taken_at(errors, "taken_at", taken_at)
     if when is not None and when > now + CLOCK_SKEW:
         errors.setdefault("taken_at", _("The reading is dated in the future (%(when)s).", when=show_time(when)))
+    if (
+        customer_id is not None
+        and device is not None
+        and when is not None
+        and not any(stay.covers(when) for stay in stays(customer_id, [device.id]))
+    ):
+        errors.setdefault(
+            "taken_at",
+            _(
+                "The reading date %(date)s is outside the time device %(serial)s has been on your contracts.",
+                date=local_date(when),
+                serial=device.serial,
+            ),
+        )
     if device is not None and when is not None:
         first = db.session.scalar(
             sa.select(sa.func.min(ContractLine.start_date)).where(ContractLine.device_id == device.id)
@@ -402,6 +465,17 @@ def _check_history(errors: dict[str, str], checked: Checked, exclude_id: int | N
         segment = _current_segment(checked.device.id, meter, values, checked.taken_at)
         before = [known for known in segment if known.at <= checked.taken_at]
         after = [known for known in segment if known.at > checked.taken_at]
+        same = [k for k in before if k.at == checked.taken_at and k.what == "reading" and k.value != value]
+        if same:
+            errors[name] = _(
+                "The %(meter)s counter %(value)s differs from the one already recorded at the same time, "
+                "%(last)s on %(date)s.",
+                meter=meter,
+                value=value,
+                last=same[0].value,
+                date=show_time(same[0].at),
+            )
+            continue
         if before and value < max(known.value for known in before):
             previous = max(before, key=lambda known: known.value)
             errors[name] = _(
@@ -448,6 +522,22 @@ def _check_history(errors: dict[str, str], checked: Checked, exclude_id: int | N
 # Recording
 
 
+def lock_device(device_id: Any) -> None:
+    """Hold the device's row until the caller commits, so its readings are checked and stored one at a time.
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite has one writer at a time, but pysqlite begins the transaction only at
+    the first write: a no-op UPDATE takes the write lock before the history is read, not after.
+    """
+    device = _check_device({}, device_id)
+    if device is None:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.select(Device.id).where(Device.id == device.id).with_for_update())
+    else:
+        table = Device.__table__
+        db.session.execute(sa.update(table).where(table.c.id == device.id).values(id=table.c.id))
+
+
 def record_reading(
     device_id: Any,
     taken_at: Any,
@@ -456,16 +546,19 @@ def record_reading(
     source: Any = "staff",
     entered_by: int | None = None,
     now: dt.datetime | None = None,
+    customer_id: int | None = None,
 ) -> Recorded:
     """Validate and store a reading; the same device, instant and counters again returns the stored one.
 
     Raises MeteringError (nothing written) when a field is wrong. An accepted reading emits `reading_accepted`.
-    The caller commits.
+    `customer_id`: the customer sending it, whose tenure the reading must fall in. The caller commits; the device
+    stays locked until then.
     """
+    lock_device(device_id)
     existing = _existing(device_id, taken_at, counters)
     if existing is not None:
         return Recorded(existing, False, existing.warning_list)
-    checked = validate_reading(device_id, taken_at, counters, supplies, source, now)
+    checked = validate_reading(device_id, taken_at, counters, supplies, source, now, customer_id=customer_id)
     row = {
         "device_id": checked.device.id,
         "taken_at": checked.taken_at,
@@ -540,6 +633,7 @@ def approve_reading(reading: Reading, user_id: int | None) -> Reading:
     """Staff accept a reading held for review; it is checked again against what was recorded since."""
     if reading.status != "pending_review":
         raise MeteringError({"status": _("Only a reading waiting for review can be accepted.")})
+    lock_device(reading.device_id)
     checked = validate_reading(
         reading.device_id,
         reading.taken_at,
@@ -607,6 +701,7 @@ def record_replacement(
     old = _parse_count(errors, "old_final", old_final, str(meter))
     new = _parse_count(errors, "new_start", new_start, str(meter))
     if not errors:
+        lock_device(device.id)
         at = day_start(day)
         segment = _current_segment(device.id, meter, known_values(device.id, meter), at - dt.timedelta(seconds=1))
         before = [known for known in segment if known.at < at]

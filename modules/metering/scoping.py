@@ -1,0 +1,74 @@
+"""Which readings a customer sees: those taken while the device was on one of its contracts (its tenure).
+
+A device moves from customer to customer; its readings do not move with it. Every customer-facing query of readings
+(API, portal pages) is narrowed here, through core's `scoped_by`, so no route has to remember it. Staff see all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.auth.scoping import scoped_by
+from core.db import db
+from modules.metering.models import Reading
+from modules.metering.services import stays
+
+# The end of a stay that has not ended.
+FOREVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+
+
+def tenure(customer_id: int, device_ids: list[int] | None = None) -> sa.ColumnElement[bool]:
+    """The condition on Reading of the customer's tenure: the device, and the time it was on the customer's contract.
+
+    The stays go in as a VALUES list (a CTE) rather than one OR term each: SQLite refuses expressions nested deeper than
+    1000, which a customer with many contract lines would reach.
+    """
+    rows = [(stay.device_id, stay.start_at, stay.end_at or FOREVER) for stay in stays(customer_id, device_ids)]
+    if not rows:
+        return sa.false()
+    windows = (
+        sa.values(
+            sa.column("device_id", sa.Integer),
+            sa.column("start_at", sa.DateTime(timezone=True)),
+            sa.column("end_at", sa.DateTime(timezone=True)),
+            name="metering_tenure",
+        )
+        .data(rows)
+        .cte("metering_tenure")
+    )
+    return sa.exists().where(
+        windows.c.device_id == Reading.device_id,
+        Reading.taken_at >= windows.c.start_at,
+        Reading.taken_at < windows.c.end_at,
+    )
+
+
+def visible_readings(query: Any, user: Any = None) -> Any:
+    """`query` (a select of Reading) narrowed to what `user` may see (default: the logged-in user)."""
+    return scoped_by(query, tenure, user)
+
+
+def customer_readings(
+    customer_id: int,
+    device_ids: list[int] | None = None,
+    statuses: Iterable[str] | None = None,
+    limit: int | None = None,
+) -> list[Reading]:
+    """The readings of the customer's tenure, newest first."""
+    query = sa.select(Reading).where(tenure(customer_id, device_ids))
+    if statuses is not None:
+        query = query.where(Reading.status.in_(list(statuses)))
+    query = query.order_by(Reading.taken_at.desc(), Reading.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))
+
+
+def readings_by_id(customer_id: int, ids: Iterable[int]) -> list[Reading]:
+    """The readings with these ids that belong to the customer's tenure, in id order."""
+    query = sa.select(Reading).where(Reading.id.in_(list(ids)), tenure(customer_id)).order_by(Reading.id)
+    return list(db.session.scalars(query))
