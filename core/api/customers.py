@@ -13,7 +13,7 @@ from sqlalchemy import Select
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
-from core.api.fields import Email, String, UtcDateTime
+from core.api.fields import Boolean, Email, Integer, String, UtcDateTime
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.db import db
 from core.models import Partner
@@ -39,7 +39,7 @@ class AddressSchema(ma.Schema):
 
 
 class CustomerSchema(ma.Schema):
-    id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
     name = String(required=True, validate=ma.validate.Length(min=1, max=200))
     vat_number = String(allow_none=True, validate=ma.validate.Length(max=30), metadata={"description": "Partita IVA."})
     fiscal_code = String(
@@ -50,9 +50,9 @@ class CustomerSchema(ma.Schema):
     sdi_code = String(allow_none=True, validate=ma.validate.Length(max=7), metadata={"description": "E-invoice code."})
     phone = String(allow_none=True, validate=ma.validate.Length(max=40))
     language = String(validate=ma.validate.OneOf(LANGUAGES))
-    payment_terms_days = ma.fields.Integer(validate=ma.validate.Range(min=0, max=3650))
-    payment_end_of_month = ma.fields.Boolean()
-    active = ma.fields.Boolean()
+    payment_terms_days = Integer(validate=ma.validate.Range(min=0, max=3650))
+    payment_end_of_month = Boolean()
+    active = Boolean()
     notes = String(allow_none=True, validate=ma.validate.Length(max=10_000))
     address = ma.fields.Nested(AddressSchema)
     created_at = UtcDateTime(dump_only=True)

@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 from sqlalchemy import Select, func, select
 
+from core.api.fields import Integer
 from core.db import db
 
 DEFAULT_PER_PAGE = 50
@@ -18,10 +19,10 @@ MAX_PAGE = 1_000_000
 class PageArgs(ma.Schema):
     """Query arguments of every list operation; subclass it to add filters."""
 
-    page = ma.fields.Integer(
+    page = Integer(
         load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE), metadata={"description": "1-based page."}
     )
-    per_page = ma.fields.Integer(
+    per_page = Integer(
         load_default=DEFAULT_PER_PAGE,
         validate=ma.validate.Range(min=1, max=MAX_PER_PAGE),
         metadata={"description": f"Items per page, at most {MAX_PER_PAGE}."},
@@ -35,9 +36,9 @@ def page_schema(item_schema: type[ma.Schema]) -> type[ma.Schema]:
     return ma.Schema.from_dict(
         {
             "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
-            "page": ma.fields.Integer(required=True),
-            "per_page": ma.fields.Integer(required=True),
-            "total": ma.fields.Integer(required=True, metadata={"description": "Items matching, on all pages."}),
+            "page": Integer(required=True),
+            "per_page": Integer(required=True),
+            "total": Integer(required=True, metadata={"description": "Items matching, on all pages."}),
         },
         name=name,
     )

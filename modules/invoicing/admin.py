@@ -77,7 +77,10 @@ class BillingRunsView(SecuredView):
     @expose("/")
     def index(self):
         recent = db.session.scalars(sa.select(BillingRun).order_by(BillingRun.id.desc()).limit(PAGE_SIZE)).all()
-        return self.render("admin/invoicing_runs.html", runs=recent, today=dt.date.today())
+        earliest, latest = runs.as_of_window()
+        return self.render(
+            "admin/invoicing_runs.html", runs=recent, today=dt.date.today(), earliest=earliest, latest=latest
+        )
 
     @expose("/start", methods=["POST"])
     def start(self):
@@ -86,7 +89,12 @@ class BillingRunsView(SecuredView):
         except ValueError:
             flash(_("As of: enter a date (YYYY-MM-DD)."), "error")
             return redirect(url_for(".index"))
-        run = runs.create_run(as_of, current_user.id)
+        try:
+            run = runs.create_run(as_of, current_user.id)
+        except services.InvoicingError as error:
+            db.session.rollback()
+            flash(_("As of: %(problem)s", problem=error.errors["as_of"]), "error")
+            return redirect(url_for(".index"))
         db.session.commit()
         runs.launch_run(run.id)
         return redirect(url_for(".details", run_id=run.id))

@@ -12,7 +12,7 @@ from sqlalchemy import Select
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
-from core.api.fields import DecimalString, String
+from core.api.fields import DecimalString, Integer, String
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import db
@@ -29,8 +29,8 @@ invoices_blp = ApiBlueprint(
 )
 
 
-def _id(**kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+def _id(**kwargs: Any) -> Integer:
+    return Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 # Billing runs
@@ -41,35 +41,35 @@ class RunCreateSchema(ma.Schema):
 
 
 class RunProgressSchema(ma.Schema):
-    done = ma.fields.Integer(required=True)
-    total = ma.fields.Integer(required=True)
+    done = Integer(required=True)
+    total = Integer(required=True)
 
 
 class MissingReadingSchema(ma.Schema):
-    contract_id = ma.fields.Integer(allow_none=True)
-    device_id = ma.fields.Integer(allow_none=True)
+    contract_id = Integer(allow_none=True)
+    device_id = Integer(allow_none=True)
     meter = ma.fields.String(allow_none=True)
     period_start = ma.fields.Date(allow_none=True)
     period_end = ma.fields.Date(allow_none=True)
 
 
 class RunErrorSchema(ma.Schema):
-    customer_id = ma.fields.Integer(allow_none=True)
-    contract_id = ma.fields.Integer(allow_none=True)
+    customer_id = Integer(allow_none=True)
+    contract_id = Integer(allow_none=True)
     message = ma.fields.String()
 
 
 class RunCreatedSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     status = ma.fields.String(required=True)
 
 
 class RunSchema(ma.Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     as_of = ma.fields.Date()
     status = ma.fields.String(metadata={"enum": ["queued", "running", "done", "failed"]})
     progress = ma.fields.Nested(RunProgressSchema)
-    invoice_ids = ma.fields.List(ma.fields.Integer())
+    invoice_ids = ma.fields.List(Integer())
     missing_readings = ma.fields.List(ma.fields.Nested(MissingReadingSchema))
     errors = ma.fields.List(ma.fields.Nested(RunErrorSchema))
 
@@ -96,8 +96,14 @@ class BillingRuns(MethodView):
 
         Every enabled billable source is asked, for each customer, what is due by `as_of`; one draft invoice per
         contract. Runs in background jobs; without Redis (the embedded default) it has finished when this answers.
+        `as_of` may be at most `invoicing.max_as_of_days_ahead` days ahead (default 31) and
+        `invoicing.max_as_of_years_back` years back (default 10); a draft holds at most
+        `invoicing.max_lines_per_draft` lines (default 500), the rest waits for the next run.
         """
-        run = runs.create_run(data["as_of"], api_user().id)
+        try:
+            run = runs.create_run(data["as_of"], api_user().id)
+        except services.InvoicingError as error:
+            raise _problem(error) from None
         db.session.commit()
         runs.launch_run(run.id)
         db.session.expire_all()
@@ -121,7 +127,7 @@ class BillingRunResource(MethodView):
 
 
 class InvoiceLineSchema(ma.Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     description = ma.fields.String()
     quantity = DecimalString()
     unit = ma.fields.String()
@@ -132,19 +138,19 @@ class InvoiceLineSchema(ma.Schema):
     period_start = ma.fields.Date(allow_none=True)
     period_end = ma.fields.Date(allow_none=True)
     meter = ma.fields.String(allow_none=True)
-    device_id = ma.fields.Integer(allow_none=True)
-    contract_id = ma.fields.Integer(allow_none=True)
+    device_id = Integer(allow_none=True)
+    contract_id = Integer(allow_none=True)
 
 
 class InvoiceSchema(ma.Schema):
-    id = ma.fields.Integer()
+    id = Integer()
     number = ma.fields.String(allow_none=True)
     type = ma.fields.String(metadata={"enum": list(DOCUMENT_TYPES)})
     state = ma.fields.String(metadata={"enum": list(INVOICE_STATES)})
-    customer_id = ma.fields.Integer()
-    contract_id = ma.fields.Integer(allow_none=True)
-    billing_run_id = ma.fields.Integer(allow_none=True)
-    original_id = ma.fields.Integer(allow_none=True, metadata={"description": "The invoice a credit note credits."})
+    customer_id = Integer()
+    contract_id = Integer(allow_none=True)
+    billing_run_id = Integer(allow_none=True)
+    original_id = Integer(allow_none=True, metadata={"description": "The invoice a credit note credits."})
     issue_date = ma.fields.Date(allow_none=True)
     due_date = ma.fields.Date(allow_none=True)
     lines = ma.fields.List(ma.fields.Nested(InvoiceLineSchema))

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
-from flask_babel import force_locale
+from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
@@ -28,12 +28,47 @@ from modules.invoicing.models import BillingRun, Invoice, RunCustomer, RunIssue
 from modules.invoicing.services import InvoicingError, billed_keys, create_draft
 
 DEFAULT_CHUNK_SIZE = 50
+DEFAULT_MAX_AS_OF_DAYS_AHEAD = 31
+DEFAULT_MAX_AS_OF_YEARS_BACK = 10
+DEFAULT_MAX_LINES_PER_DRAFT = 500
 # Lines of one invoice, in a stable order: by period, fees before usage, then as the source gave them.
 KIND_ORDER = {"fee": 0}
 
 
+def as_of_window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The earliest and latest `as_of` of a run: settings `invoicing.max_as_of_years_back` and `..._days_ahead`."""
+    today = today or dt.date.today()
+    years = int(get_setting("invoicing.max_as_of_years_back", DEFAULT_MAX_AS_OF_YEARS_BACK))
+    days = int(get_setting("invoicing.max_as_of_days_ahead", DEFAULT_MAX_AS_OF_DAYS_AHEAD))
+    earliest = dt.date(today.year - years, today.month, min(today.day, 28))
+    return earliest, today + dt.timedelta(days=days)
+
+
+def validate_as_of(as_of: dt.date) -> None:
+    """InvoicingError naming `as_of` when it is outside the window: a run far ahead would bill years of fees."""
+    today = dt.date.today()
+    earliest, latest = as_of_window(today)
+    if as_of > latest:
+        days = (latest - today).days
+        message = _(
+            "Bill at most %(days)d days ahead: choose a date on or before %(date)s.",
+            days=days,
+            date=format_date(latest),
+        )
+        raise InvoicingError({"as_of": message})
+    if as_of < earliest:
+        years = today.year - earliest.year
+        message = _(
+            "Runs go back at most %(years)d years: choose a date on or after %(date)s.",
+            years=years,
+            date=format_date(earliest),
+        )
+        raise InvoicingError({"as_of": message})
+
+
 def create_run(as_of: dt.date, user_id: int | None = None) -> BillingRun:
-    """A queued run as of `as_of` (staged; commit, then `launch_run`)."""
+    """A queued run as of `as_of` (staged; commit, then `launch_run`); InvoicingError when `as_of` is out of range."""
+    validate_as_of(as_of)
     run = BillingRun(as_of=as_of, status="queued", total=0, done=0, created_by=user_id)
     db.session.add(run)
     db.session.flush()
@@ -89,6 +124,16 @@ def _bill_group(
     new = [line for line in lines if (line.source, line.source_ref) not in already]
     if not new:
         return
+    most = int(get_setting("invoicing.max_lines_per_draft", DEFAULT_MAX_LINES_PER_DRAFT))
+    if len(new) > most:
+        message = _(
+            "%(due)d lines are due: this draft holds the first %(most)d (setting invoicing.max_lines_per_draft); "
+            "run again to bill the rest.",
+            due=len(new),
+            most=most,
+        )
+        _issue(run.id, "error", customer_id, message, contract_id=contract_id)
+        new = new[:most]
     savepoint = db.session.begin_nested()
     try:
         create_draft(customer_id, new, contract_id=contract_id, billing_run_id=run.id)

@@ -14,11 +14,11 @@ from wtforms import StringField
 from wtforms.validators import InputRequired
 
 from core.admin import SecuredModelView, SecuredView
+from core.csv_files import decode
 from core.db import db
 from core.permissions import has_permission
 from modules.metering import imports, services
 from modules.metering.models import READING_SOURCES, READING_STATUSES, SUPPLY_COLOURS, Reading
-from modules.rentals.imports import decode
 from modules.rentals.models import Device
 from modules.rentals.services import normalize_serial
 

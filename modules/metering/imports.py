@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from core.csv_files import read_rows
 from core.db import db
 from modules.metering import services
 from modules.metering.models import SUPPLY_COLOURS
@@ -115,10 +116,7 @@ def import_readings(text: str, commit: bool, entered_by: int | None = None) -> R
 
 
 def _gather(text: str, result: ReadingImport) -> list[_Pending]:
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=first_line.count)
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = [name.strip().lower() for name in reader.fieldnames or []]
+    header, rows = read_rows(text, result.errors)
     long = "meter" in header or "value" in header
     required = LONG_COLUMNS if long else ("serial", "taken_at")
     missing = [name for name in required if name not in header]
@@ -131,17 +129,12 @@ def _gather(text: str, result: ReadingImport) -> list[_Pending]:
         result.errors.append((1, ", ".join(unknown), _("Unknown columns (see the template).")))
     if result.errors:
         return []
-    reader.fieldnames = header
     readings: dict[tuple[str, str, str], _Pending] = {}
-    for row in reader:
+    for line, cells in rows:
         if result.rows >= MAX_ROWS:
-            result.errors.append((reader.line_num, "", _("At most %(max)d rows per file.", max=MAX_ROWS)))
+            result.errors.append((line, "", _("At most %(max)d rows per file.", max=MAX_ROWS)))
             break
-        cells = {key: (value or "").strip() for key, value in row.items() if key}
-        if not any(cells.values()):
-            continue
         result.rows += 1
-        line = reader.line_num
         key = (cells.get("manufacturer", "").lower(), normalize_serial(cells["serial"]), cells["taken_at"])
         pending = readings.get(key) if long else None
         if pending is None:

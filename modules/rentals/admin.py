@@ -19,6 +19,7 @@ from markupsafe import Markup
 from wtforms.validators import ValidationError
 
 from core.admin import SecuredModelView, SecuredView
+from core.csv_files import decode
 from core.db import db
 from core.models import Partner
 from core.permissions import has_permission
@@ -487,7 +488,7 @@ class ImportView(SecuredView):
         if not self._allowed(kind):
             abort(403)
         upload = request.files.get("file")
-        content = imports.decode(upload.read()) if upload and upload.filename else request.form.get("content", "")
+        content = decode(upload.read()) if upload and upload.filename else request.form.get("content", "")
         if not content.strip():
             flash(_("Choose a CSV file."), "error")
             return redirect(url_for(".index"))

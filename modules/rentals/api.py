@@ -12,7 +12,7 @@ from sqlalchemy import Select
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
-from core.api.fields import DecimalString, String, UtcDateTime
+from core.api.fields import Boolean, DecimalString, Integer, String, UtcDateTime
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import db
@@ -32,13 +32,13 @@ contracts_blp = ApiBlueprint(
 )
 
 
-def _id(**kwargs: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
+def _id(**kwargs: Any) -> Integer:
+    return Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 Counters = ma.fields.Dict(
     keys=String(validate=ma.validate.Length(min=1, max=20)),
-    values=ma.fields.Integer(validate=ma.validate.Range(min=0, max=MAX_COUNTER)),
+    values=Integer(validate=ma.validate.Range(min=0, max=MAX_COUNTER)),
     metadata={"description": 'One counter per meter of the device\'s model, e.g. {"bw": 10000, "color": 2000}.'},
 )
 
@@ -47,7 +47,7 @@ Counters = ma.fields.Dict(
 
 
 class DeviceSchema(ma.Schema):
-    id = ma.fields.Integer(dump_only=True)
+    id = Integer(dump_only=True)
     serial = String(required=True, validate=ma.validate.Length(min=1, max=60))
     manufacturer = String(required=True, validate=ma.validate.Length(min=1, max=100))
     model = String(required=True, validate=ma.validate.Length(min=1, max=100))
@@ -62,7 +62,7 @@ class DeviceSchema(ma.Schema):
     customer_id = _id(allow_none=True, metadata={"description": "The customer where the device stands."})
     site = String(allow_none=True, validate=ma.validate.Length(max=200))
     notes = String(allow_none=True, validate=ma.validate.Length(max=10_000))
-    contract_id = ma.fields.Integer(dump_only=True, allow_none=True)
+    contract_id = Integer(dump_only=True, allow_none=True)
     created_at = UtcDateTime(dump_only=True)
 
     @ma.pre_dump
@@ -175,7 +175,7 @@ class DeviceItem(MethodView):
 
 
 class BandSchema(ma.Schema):
-    up_to = ma.fields.Integer(
+    up_to = Integer(
         allow_none=True,
         validate=ma.validate.Range(min=1, max=MAX_COUNTER),
         metadata={"description": "Cumulative overage pages this band reaches; null for the last band."},
@@ -185,8 +185,8 @@ class BandSchema(ma.Schema):
 
 class AllowanceSchema(ma.Schema):
     meter = String(required=True, validate=ma.validate.Length(min=1, max=20))
-    included = ma.fields.Integer(validate=ma.validate.Range(min=0, max=services.MAX_PAGES))
-    pooled = ma.fields.Boolean(metadata={"description": "Shared by all the contract's devices, else per device."})
+    included = Integer(validate=ma.validate.Range(min=0, max=services.MAX_PAGES))
+    pooled = Boolean(metadata={"description": "Shared by all the contract's devices, else per device."})
     bands = ma.fields.List(ma.fields.Nested(BandSchema), required=True, validate=ma.validate.Length(max=20))
 
 
@@ -197,29 +197,29 @@ class JoinSchema(ma.Schema):
 
 
 class LineSchema(ma.Schema):
-    device_id = ma.fields.Integer()
+    device_id = Integer()
     serial = String()
     start_date = ma.fields.Date()
     end_date = ma.fields.Date(allow_none=True)
-    counters = ma.fields.Dict(keys=String(), values=ma.fields.Integer())
-    end_counters = ma.fields.Dict(keys=String(), values=ma.fields.Integer(), allow_none=True)
+    counters = ma.fields.Dict(keys=String(), values=Integer())
+    end_counters = ma.fields.Dict(keys=String(), values=Integer(), allow_none=True)
 
 
 class ContractTermsSchema(ma.Schema):
     customer_id = _id()
     start_date = ma.fields.Date()
     end_date = ma.fields.Date(allow_none=True)
-    period_months = ma.fields.Integer(validate=ma.validate.OneOf(PERIOD_MONTHS))
+    period_months = Integer(validate=ma.validate.OneOf(PERIOD_MONTHS))
     fee = DecimalString(metadata={"description": "Fixed fee per period."})
     fee_timing = String(validate=ma.validate.OneOf(FEE_TIMINGS))
-    grace_days = ma.fields.Integer(validate=ma.validate.Range(min=0, max=365))
+    grace_days = Integer(validate=ma.validate.Range(min=0, max=365))
     minimum_charge = DecimalString(allow_none=True)
     escalation_percent = DecimalString(metadata={"description": "Yearly increase of fee and prices."})
-    estimate_missing = ma.fields.Boolean()
+    estimate_missing = Boolean()
     vat_rate = DecimalString()
-    auto_renew = ma.fields.Boolean()
-    renewal_months = ma.fields.Integer(validate=ma.validate.Range(min=1, max=120))
-    notice_days = ma.fields.Integer(validate=ma.validate.Range(min=0, max=3650))
+    auto_renew = Boolean()
+    renewal_months = Integer(validate=ma.validate.Range(min=1, max=120))
+    notice_days = Integer(validate=ma.validate.Range(min=0, max=3650))
     invoice_notes = String(allow_none=True, validate=ma.validate.Length(max=2000))
     allowances = ma.fields.List(ma.fields.Nested(AllowanceSchema), validate=ma.validate.Length(max=20))
 
@@ -235,7 +235,7 @@ class ContractPatchSchema(ContractTermsSchema):
 
 
 class ContractSchema(ContractTermsSchema):
-    id = ma.fields.Integer()
+    id = Integer()
     number = String(metadata={"description": "From the `contract` sequence, e.g. 12/2026."})
     state = String(metadata={"description": "One of: " + ", ".join(CONTRACT_STATES)})
     devices = ma.fields.List(ma.fields.Nested(LineSchema))
@@ -290,22 +290,22 @@ class PeriodArgs(ma.Schema):
 
 
 class BandPriceSchema(ma.Schema):
-    up_to = ma.fields.Integer(allow_none=True)
+    up_to = Integer(allow_none=True)
     price = DecimalString()
 
 
 class DeviceDaysSchema(ma.Schema):
-    device_id = ma.fields.Integer()
+    device_id = Integer()
     serial = String()
-    active_days = ma.fields.Integer()
+    active_days = Integer()
 
 
 class PeriodSchema(ma.Schema):
-    index = ma.fields.Integer()
+    index = Integer()
     start = ma.fields.Date()
     end = ma.fields.Date(metadata={"description": "Clipped to the contract's end date."})
-    period_days = ma.fields.Integer(metadata={"description": "Days of the full period, before clipping."})
-    active_days = ma.fields.Integer(metadata={"description": "Days the contract is active in the period."})
+    period_days = Integer(metadata={"description": "Days of the full period, before clipping."})
+    active_days = Integer(metadata={"description": "Days the contract is active in the period."})
     fee = DecimalString(metadata={"description": "The period's fee, escalated, then prorated."})
     prices = ma.fields.Dict(
         keys=String(),

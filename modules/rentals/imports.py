@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from core.csv_files import read_rows
 from core.db import db
 from core.models import Partner
 from modules.rentals import services
@@ -94,19 +95,8 @@ def template_csv(kind: str) -> str:
     return out.getvalue()
 
 
-def decode(raw: bytes) -> str:
-    """Spreadsheets save UTF-8 (with or without BOM) or Windows-1252."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
-
-
 def _read(text: str, known: tuple[str, ...], required: tuple[str, ...], result: ImportResult) -> list[dict[str, str]]:
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=first_line.count)
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = [name.strip().lower() for name in reader.fieldnames or []]
+    header, cells = read_rows(text, result.errors)
     missing = [name for name in required if name not in header]
     unknown = [name for name in header if name and name not in known]
     if missing:
@@ -115,15 +105,12 @@ def _read(text: str, known: tuple[str, ...], required: tuple[str, ...], result: 
         result.errors.append((1, ", ".join(unknown), _("Unknown columns (see the template).")))
     if result.errors:
         return []
-    reader.fieldnames = header
     rows = []
-    for row in reader:
+    for line, row in cells:
         if len(rows) >= MAX_ROWS:
-            result.errors.append((reader.line_num, "", _("At most %(max)d rows per file.", max=MAX_ROWS)))
+            result.errors.append((line, "", _("At most %(max)d rows per file.", max=MAX_ROWS)))
             break
-        clean = {key: (value or "").strip() for key, value in row.items() if key}
-        if any(clean.values()):
-            rows.append({"_line": reader.line_num, **clean})
+        rows.append({"_line": line, **row})
     return rows
 
 

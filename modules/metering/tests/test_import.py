@@ -82,3 +82,37 @@ def test_templates_import_cleanly_once_their_devices_exist(devices):
     for kind in ("long", "wide"):
         result = import_readings(template_csv(kind), commit=False)
         assert result.ok, result.errors
+
+
+def test_file_with_cr_only_line_endings_imports_like_any_other(devices, db_session):
+    text = "serial,taken_at,meter,value\rKY1234567,2026-02-02 09:30,bw,11850\rW8A12345,2026-02-03,bw,40210\r"
+
+    result = import_readings(text, commit=True)
+
+    assert (result.ok, result.rows, result.written) == (True, 2, 2), result.errors
+    assert stored(db_session) == [("KY1234567", {"bw": 11_850}), ("W8A12345", {"bw": 40_210})]
+
+
+def test_cell_over_131072_characters_is_an_error_naming_row_and_column(devices, db_session):
+    text = f"serial,taken_at,bw,color\nW8A12345,2026-02-03,40210,\nKY1234567,2026-02-02,11850,{'9' * 131_073}\n"
+
+    result = import_readings(text, commit=True)
+
+    assert [(row, column) for row, column, _message in result.errors] == [(3, "color")]
+    assert "10000" in result.errors[0][2]
+    assert stored(db_session) == []
+
+
+def test_formulas_in_text_cells_are_refused_by_row_and_column(devices, db_session):
+    text = (
+        "serial,taken_at,bw,color\n"
+        "=1+2,2026-02-02,11850,2310\n"
+        'KY1234567,"=HYPERLINK(""http://evil.example"",""click"")",11850,2310\n'
+        "W8A12345,2026-02-03,@SUM(A1),\n"
+    )
+
+    result = import_readings(text, commit=True)
+
+    assert [(row, column) for row, column, _message in result.errors] == [(2, "serial"), (3, "taken_at"), (4, "bw")]
+    assert all("formula" in message for _row, _column, message in result.errors)
+    assert stored(db_session) == []

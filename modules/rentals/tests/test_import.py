@@ -180,3 +180,68 @@ def test_import_page_lists_bad_rows_by_row_and_column(app, dealer):
 
     assert "nothing was written" in page
     assert "<td>3</td><td>status</td>" in page
+
+
+def test_file_with_cr_only_line_endings_imports_every_row(db_session):
+    result = imports.import_devices("\r".join([HEADER, *device_rows(3)]) + "\r", commit=True)
+
+    assert (result.ok, result.written) == (True, 3), result.errors
+    assert devices(db_session) == 3
+
+
+def test_cell_over_131072_characters_is_an_error_naming_row_and_column(db_session):
+    rows = device_rows(2)
+    rows[1] += "x" * 131_073  # the notes column
+
+    result = imports.import_devices("\n".join([HEADER, *rows]), commit=True)
+
+    assert [(row, column) for row, column, _message in result.errors] == [(3, "notes")]
+    assert "10000" in result.errors[0][2]
+    assert devices(db_session) == 0
+
+
+def test_formulas_in_device_cells_are_refused_and_nothing_is_written(db_session):
+    rows = device_rows(3)
+    rows[0] = rows[0].replace("A-0", "=1+2")
+    rows[2] = rows[2] + '"=HYPERLINK(""http://evil.example"",""click"")"'
+
+    result = imports.import_devices("\n".join([HEADER, *rows]), commit=True)
+
+    assert [(row, column) for row, column, _message in result.errors] == [(2, "asset_tag"), (4, "notes")]
+    assert all("formula" in message for _row, _column, message in result.errors)
+    assert devices(db_session) == 0
+
+
+def test_formula_in_a_contract_cell_is_refused_but_a_negative_number_is_read_as_a_number(db_session):
+    add_customer("Studio Legale Bianchi", vat_number="12345670157")
+    columns = "customer,start_date,period_months,fee,invoice_notes"
+
+    result = imports.import_contracts(
+        "\n".join([columns, "12345670157,2026-01-01,1,-5,Canone", "12345670157,2026-01-01,1,50,+cmd|' /C calc'!A0"]),
+        commit=True,
+    )
+
+    errors = {(row, column): message for row, column, message in result.errors}
+    assert set(errors) == {(2, "fee"), (3, "invoice_notes")}
+    assert "formula" not in errors[(2, "fee")] and "formula" in errors[(3, "invoice_notes")]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Contract)) == 0
+
+
+def test_import_page_reads_an_uploaded_file_with_cr_only_line_endings(app, dealer):
+    text = "\r".join([HEADER, *device_rows(2)])
+    token = csrf_token(dealer, "/admin/rentals_import/")
+
+    preview = dealer.post(
+        "/admin/rentals_import/run/",
+        data={"csrf_token": token, "kind": "devices", "step": "check", "file": (io.BytesIO(text.encode()), "d.csv")},
+        content_type="multipart/form-data",
+    )
+
+    assert preview.status_code == 200 and "Import 2 rows" in preview.get_data(as_text=True)
+
+
+def test_header_cell_over_the_limit_is_an_error_on_the_header_row(db_session):
+    result = imports.import_devices(f"serial,{'m' * 131_073},model\nSN1,Kyocera,P2040dn\n", commit=True)
+
+    assert (1, "column 2", "This column name is too long.") in result.errors
+    assert devices(db_session) == 0
