@@ -1,6 +1,9 @@
-"""`flask modules ...` and `flask demo load`."""
+"""`flask modules ...`, `flask demo load` and `flask backup create|restore`."""
 
 from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -12,6 +15,7 @@ from core.module_state import record_states, resolve_for_app, set_requested
 
 modules_cli = AppGroup("modules", help="List, enable and disable add-on modules.")
 demo_cli = AppGroup("demo", help="Demo data.")
+backup_cli = AppGroup("backup", help="Back up and restore the database (SQLite or PostgreSQL).")
 
 
 @modules_cli.command("list")
@@ -93,9 +97,42 @@ def demo_logins() -> None:
         click.echo(f"  {role:<15} {email:<28} password: {DEMO_PASSWORD}")
 
 
+@backup_cli.command("create")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def create_backup_command(path: Path | None) -> None:
+    """Write a backup of the database to PATH (default: instance/backups/copydesk-<UTC time>); the app keeps running."""
+    from core.backup import BackupError, create_backup
+    from core.db import db
+
+    if path is None:
+        suffix = "sqlite" if db.engine.url.get_backend_name() == "sqlite" else "dump"
+        name = f"copydesk-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.{suffix}"
+        path = Path(current_app.config["INSTANCE_DIR"]) / "backups" / name
+    try:
+        create_backup(db.engine, path)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Backup written: {path}")
+
+
+@backup_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def restore_backup_command(path: Path) -> None:
+    """Restore the backup PATH into the configured database, which must be new and empty."""
+    from core.backup import BackupError, restore_backup
+    from core.db import db
+
+    try:
+        restore_backup(db.engine, path)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Restored {path}. Start the web server and the workers.")
+
+
 def init_app(app: Flask) -> None:
     from core.migrate import db_cli
 
     app.cli.add_command(modules_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(backup_cli)
     app.cli.add_command(db_cli)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import suppress
 from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, current_app, json, request
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from core.db import db
@@ -31,6 +34,7 @@ TITLES = {
     422: _l("Invalid input"),
     429: _l("Too many requests"),
     500: _l("Internal server error"),
+    503: _l("Service unavailable"),
 }
 DETAILS = {
     400: _l("The request could not be understood."),
@@ -45,6 +49,7 @@ DETAILS = {
     422: _l("Some values are not valid: see errors."),
     429: _l("Too many requests: wait a moment and try again."),
     500: _l("Something went wrong on our side; the error has been logged."),
+    503: _l("The database cannot be reached at the moment; nothing was stored. Try again in a minute."),
 }
 
 
@@ -238,6 +243,26 @@ def handle_unexpected_error(error: Exception) -> Response:
     return problem_response(500)
 
 
+# Errors that mean the database could not be reached (down, restarting, connection dropped), not a bug in the request.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
+RETRY_AFTER_SECONDS = 30
+
+
+def request_language() -> str:
+    """The caller's language from Accept-Language alone: the usual choice asks the database for the user's."""
+    config = current_app.config
+    return request.accept_languages.best_match(config["LANGUAGES"]) or config["BABEL_DEFAULT_LOCALE"]
+
+
+def handle_database_unavailable(error: Exception) -> Response:
+    """503 with Retry-After: the transaction was rolled back, so the client can send the same request again."""
+    current_app.logger.error("database unavailable: %s %s: %s", request.method, request.path, error)
+    with suppress(SQLAlchemyError):
+        db.session.rollback()
+    with force_locale(request_language()):
+        return problem_response(503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def raise_routing_problem() -> None:
     """App-wide before_request: unknown API paths and wrong methods answer as problems, like everything else."""
     routing_error = request.routing_exception
@@ -263,4 +288,6 @@ def install_for_blueprint(app: Flask, name: str) -> None:
     handlers[ApiProblem] = handle_problem
     handlers[HTTPException] = handle_http_exception
     handlers[IntegrityError] = handle_integrity_error
+    for error_class in DATABASE_UNAVAILABLE:
+        handlers[error_class] = handle_database_unavailable
     handlers[Exception] = handle_unexpected_error
