@@ -34,7 +34,7 @@ translations: $(VENV)/.installed
 LANGUAGES      := it en es
 BABEL_KEYWORDS := _l lazy_gettext _n:1,2 lazy_ngettext:1,2
 messages: $(VENV)/.installed
-	$(BIN)/pybabel -q extract -F babel.cfg $(addprefix -k ,$(BABEL_KEYWORDS)) --add-location=file \
+	PYTHONPATH=. $(BIN)/pybabel -q extract -F babel.cfg $(addprefix -k ,$(BABEL_KEYWORDS)) --add-location=file \
 		--project=Copydesk --copyright-holder=Copydesk -o core/translations/messages.pot .
 	@for lang in $(LANGUAGES); do \
 		$(BIN)/pybabel -q update -i core/translations/messages.pot -d core/translations -l $$lang \
