@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import numbers
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
-from flask import Flask, Response, abort, current_app, redirect, request, url_for
+from flask import Flask, Response, abort, current_app, flash, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.theme import Bootstrap4Theme
@@ -21,6 +22,9 @@ from core.db import db
 from core.extension_points import DashboardCard, implementations
 from core.permissions import has_permission
 from core.security import csp_nonce
+from core.validation import ValidationError
+
+T = TypeVar("T")
 
 
 class SecuredMixin:
@@ -35,6 +39,50 @@ class SecuredMixin:
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))
         abort(403)
+
+    def run_action(
+        self,
+        action: Callable[[], T],
+        success: str | Callable[[T], str] | None = None,
+        labels: dict[str, Any] | None = None,
+    ) -> T | None:
+        """Run a button's action in the request's transaction and commit, flashing `success` (a text, or made from the
+        action's result); when the action refuses (ValidationError), roll back, flash its messages after their field's
+        label in `labels`, and return None."""
+        try:
+            result = action()
+        except ValidationError as error:
+            db.session.rollback()
+            flash(error.messages(labels), "error")
+            return None
+        db.session.commit()
+        if success is not None:
+            flash(success(result) if callable(success) else success, "success")
+        return result
+
+    def show_errors(self, form: Any, error: ValidationError, fields: dict[str, str] | None = None) -> None:
+        """Put each field error under the form field it names (`fields` maps a service's field, `customer_id`, to the
+        form's, `customer`); an error no field of the form shows is flashed after its label."""
+        labels = getattr(self, "column_labels", None) or {}
+        for field, message in error.errors.items():
+            name = (fields or {}).get(field, field)
+            target = form._fields.get(name)
+            if target is not None:
+                target.errors = [*target.errors, message]
+            else:
+                flash(f"{labels.get(name, name)}: {message}", "error")
+
+    def save_form(self, form: Any, save: Callable[[], T], fields: dict[str, str] | None = None) -> T | Literal[False]:
+        """A create or edit form saved through a service function: commit and return what it returned; when it refuses,
+        roll back, show the errors on the form and return False (Flask-Admin then shows the form again)."""
+        try:
+            result = save()
+        except ValidationError as error:
+            db.session.rollback()
+            self.show_errors(form, error, fields)
+            return False
+        db.session.commit()
+        return result
 
 
 class SecuredView(SecuredMixin, BaseView):

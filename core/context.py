@@ -8,9 +8,11 @@ from types import ModuleType
 from typing import Any
 
 import click
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, current_app, has_app_context
 from flask_babel import lazy_gettext
 from jinja2 import ChoiceLoader, FileSystemLoader
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionEvents
 
 from core.extension_points import ExtensionRegistry
 from core.loader import Manifest, Resolution
@@ -34,6 +36,7 @@ class AppRegistry:
     demo_loaders: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     tables: dict[str, str] = field(default_factory=dict)  # table name -> owning module
     blueprints: dict[str, list[str]] = field(default_factory=dict)  # module -> blueprint names
+    session_listeners: dict[str, list[Callable]] = field(default_factory=dict)  # Session event name -> listeners
     admin: Any = None
 
     def enabled(self, name: str) -> bool:
@@ -107,3 +110,33 @@ class ModuleContext:
     def register(self, point: str, implementation: Any) -> None:
         """Implement an extension point declared in core.extension_points."""
         self.registry.extensions.register(point, implementation)
+
+    def add_session_listener(self, event_name: str, listener: Callable) -> None:
+        """Listen to a SQLAlchemy Session event (`after_flush`, `do_orm_execute`, ...) in this app only.
+
+        For work after a commit use `core.db.on_commit` instead.
+        """
+        if not hasattr(SessionEvents, event_name):
+            raise ValueError(f"module {self.name}: {event_name!r} is not a SQLAlchemy Session event")
+        _dispatch_session_event(event_name)
+        self.registry.session_listeners.setdefault(event_name, []).append(listener)
+
+
+_DISPATCHED: set[str] = set()
+
+
+def _dispatch_session_event(event_name: str) -> None:
+    """Listen to `event_name` on every Session once per process, calling the listeners of the current app's modules.
+
+    SQLAlchemy's Session events are global; an app that did not enable a module must not run its listeners.
+    """
+    if event_name in _DISPATCHED:
+        return
+
+    def dispatch(*args: Any) -> None:
+        registry = current_app.extensions.get("copydesk") if has_app_context() else None
+        for listener in registry.session_listeners.get(event_name, ()) if registry else ():
+            listener(*args)
+
+    event.listen(Session, event_name, dispatch)
+    _DISPATCHED.add(event_name)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
+from typing import Any
 
+import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import MetaData, event
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,6 +33,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def contains(column: Any, text: str) -> sa.ColumnElement[bool]:
+    """`column` contains `text`, ignoring case; `%`, `_` and `\\` in `text` match themselves, not as wildcards."""
+    return column.icontains(text, autoescape=True)
+
+
 def _dispose_pools_in_child() -> None:
     # A forked job process must open its own connections: drop the parent's pool
     # without closing the parent's sockets.
@@ -42,9 +50,59 @@ def _dispose_pools_in_child() -> None:
 os.register_at_fork(after_in_child=_dispose_pools_in_child)
 
 
-def savepoint_committed(session) -> bool:
-    """In an `after_commit` hook: True when only a savepoint was released and the real transaction is still open.
+_ON_COMMIT = "core_on_commit"  # session.info key: {SessionTransaction: [callbacks]}, root and savepoints
+_COMMITTED = "core_on_commit_due"  # session.info key: the callbacks of a root transaction that has committed
 
-    SQLAlchemy runs `after_commit` for savepoints too; work meant for after the real commit must wait.
+
+def on_commit(fn: Callable[[], Any]) -> None:
+    """Run `fn()` once the current transaction of `db.session` really commits; never if it rolls back.
+
+    Registered inside a savepoint, `fn` follows it: dropped when the savepoint rolls back, handed to the enclosing
+    transaction when it is released, so a released savepoint whose outer transaction rolls back runs nothing.
+    `fn` runs once the committed transaction is closed (a query in it starts a new one). Every callback runs; the
+    first error is raised afterwards, from `commit()`, the commit itself standing.
     """
-    return session.in_nested_transaction()
+    session = db.session()
+    if not session.in_transaction():
+        session.begin()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_ON_COMMIT, {}).setdefault(transaction, []).append(fn)
+
+
+def _enclosing(transaction: SessionTransaction) -> SessionTransaction:
+    """The savepoint or root transaction a released savepoint's callbacks move to (skipping flush subtransactions)."""
+    parent = transaction.parent
+    while not parent.nested and parent.parent is not None:
+        parent = parent.parent
+    return parent
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    pending = session.info.get(_ON_COMMIT)
+    if not pending:
+        return
+    # SQLAlchemy calls after_commit for a released savepoint too, while it is still the current transaction.
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    callbacks = pending.pop(transaction, [])
+    if transaction.nested:
+        pending.setdefault(_enclosing(transaction), []).extend(callbacks)
+    else:
+        session.info[_COMMITTED] = callbacks
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    # Released savepoints have handed their callbacks on: what is left of an ending transaction was rolled back.
+    if transaction.parent is not None:
+        session.info.get(_ON_COMMIT, {}).pop(transaction, None)
+        return
+    session.info.pop(_ON_COMMIT, None)
+    errors = []
+    for callback in session.info.pop(_COMMITTED, []):
+        try:
+            callback()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]

@@ -350,7 +350,7 @@ def enqueue(
 
     `func` is a module-level function (or its "package.module:function" path) and `args` are JSON values: ids, never
     ORM objects. A `job_id` already queued or running is not enqueued twice; a finished one runs again. Enqueue after
-    the caller's commit (an `after_commit` hook is fine): the job reads the database, not the caller's session, and
+    the caller's commit (`core.db.on_commit` is the place): the job reads the database, not the caller's session, and
     inline failures are recorded on the job (status failed), not raised, unless JOB_INLINE_RAISE is set.
     With Redis unreachable the job is recorded as waiting and handed to Redis once it is back; JobNotStored (a 503)
     is raised only when that record cannot be written either.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -27,12 +28,11 @@ from flask_babel import lazy_gettext as _l
 from flask_mail import Message
 from jinja2 import Template, TemplateNotFound
 from markupsafe import escape
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from core import jobs, signals
 from core.admin import SecuredView
-from core.db import db, savepoint_committed, utcnow
+from core.db import contains, db, on_commit, utcnow
 from core.extensions import mail
 from core.models import Company, OutboxAttachment, OutboxMessage
 
@@ -47,7 +47,6 @@ DEFAULT_RETRY_SCHEDULE = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 
 REDACTED = "••••••"
 # Syntax only: a dealer's own mail server may deliver to local domains (`.local`) a stricter check would refuse.
 ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
-_QUEUED = "outbox_queued"  # session.info key: messages to hand to the job queue once the transaction commits
 
 
 def mail_language(language: str | None) -> str:
@@ -197,7 +196,7 @@ def queue_email(
         ],
     )
     db.session.add(message)
-    db.session.info.setdefault(_QUEUED, []).append(message)
+    on_commit(functools.partial(_enqueue_committed, message))
     return message
 
 
@@ -205,7 +204,7 @@ def requeue(message: OutboxMessage) -> None:
     """Put a pending, failed or kept message back in line: it is sent again once the current transaction commits."""
     message.status = "pending"
     message.next_attempt_at = utcnow() + dt.timedelta(seconds=retry_schedule()[0])
-    db.session.info.setdefault(_QUEUED, []).append(message)
+    on_commit(functools.partial(_enqueue_committed, message))
 
 
 def _enqueue_send(message_id: int) -> None:
@@ -230,26 +229,14 @@ def retry_due(now: dt.datetime | None = None) -> list[int]:
     return list(ids)
 
 
-@event.listens_for(Session, "after_commit")
-def _enqueue_committed(session: Session) -> None:
-    if savepoint_committed(session):
-        return
-    for message in session.info.pop(_QUEUED, []):
-        state = sa.inspect(message)
-        if not state.persistent:  # rolled back inside a savepoint
-            continue
-        message_id = state.identity[0]
-        try:
-            _enqueue_send(message_id)
-        except Exception as exc:
-            # The commit has happened: report, and leave the message for `flask outbox send-pending`.
-            log.warning("outbox message %s was not sent: %s", message_id, exc)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    if not previous_transaction.nested:
-        session.info.pop(_QUEUED, None)
+def _enqueue_committed(message: OutboxMessage) -> None:
+    # The identity, not `message.id`: the expired attribute would be read with a query, in a new transaction.
+    message_id = sa.inspect(message).identity[0]
+    try:
+        _enqueue_send(message_id)
+    except Exception as exc:
+        # The commit has happened: report, and leave the message for `flask outbox send-pending`.
+        log.warning("outbox message %s was not sent: %s", message_id, exc)
 
 
 class MailNotSent(RuntimeError):
@@ -286,7 +273,7 @@ def send_message(message_id: int) -> None:
     A failure schedules the next attempt (`retry_schedule`) and raises MailNotSent, so the job is recorded failed.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    # A session of its own: inline jobs run inside the caller's after_commit, where its session emits no SQL.
+    # A session of its own: inline, this runs inside the caller's commit (core.db.on_commit), not in its session.
     with Session(db.engine, expire_on_commit=False) as session:
         message = session.get(OutboxMessage, message_id, with_for_update=True)
         if message is None or message.status == "sent":
@@ -350,11 +337,10 @@ class OutboxView(SecuredView):
         if status:
             query = query.where(OutboxMessage.status == status)
         if search:
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query = query.where(
                 sa.or_(
-                    OutboxMessage.subject.ilike(pattern, escape="\\"),
-                    sa.cast(OutboxMessage.recipients, sa.String).ilike(pattern, escape="\\"),
+                    contains(OutboxMessage.subject, search),
+                    contains(sa.cast(OutboxMessage.recipients, sa.String), search),
                 )
             )
         query = query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id.desc())

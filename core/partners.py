@@ -16,6 +16,7 @@ from wtforms import ValidationError as FormValidationError
 
 from core.admin import SecuredModelView, model_view
 from core.models import Company, Partner, PartnerContact
+from core.validation import Checker
 
 SDI_RE = re.compile(r"^[A-Z0-9]{7}$")
 LANGUAGES = ("it", "en", "es")
@@ -72,24 +73,24 @@ def normalize_iban(value: str | None) -> str | None:
 
 def validate_partner_fields(data: dict) -> tuple[dict, dict[str, str]]:
     """Normalize partner fields; returns (clean values, errors by field). Nothing is written."""
-    clean, errors = dict(data), {}
+    clean, check = dict(data), Checker()
     country = (data.get("country") or "IT").upper()
-    checks = {
+    normalizers = {
         "vat_number": lambda v: normalize_vat(v, country),
         "fiscal_code": lambda v: normalize_fiscal_code(v, country),
         "sdi_code": normalize_sdi_code,
     }
-    for field, check in checks.items():
+    for field, normalize in normalizers.items():
         if field in data:
             try:
-                clean[field] = check(data[field])
+                clean[field] = normalize(data[field])
             except ValueError as exc:
-                errors[field] = str(exc)
+                check.fail(field, str(exc))
     if "language" in data and data["language"] not in LANGUAGES:
-        errors["language"] = _("Choose one of: %(choices)s", choices=", ".join(LANGUAGES))
+        check.fail("language", _("Choose one of: %(choices)s", choices=", ".join(LANGUAGES)))
     if "name" in data and not (data["name"] or "").strip():
-        errors["name"] = _("The name is required")
-    return clean, errors
+        check.fail("name", _("The name is required"))
+    return clean, check.errors
 
 
 def _form_validator(normalize, with_country: bool = False):

@@ -1,4 +1,4 @@
-"""Job functions for tests/test_jobs.py: module-level, JSON arguments, effects a test can read back in core_setting."""
+"""Job functions for the job tests (module-level, JSON arguments, effects read back in core_setting); a burst worker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 
 import sqlalchemy as sa
 
+from core import jobs
 from core.db import db
 from core.settings import get_setting, set_setting
 
@@ -45,3 +46,13 @@ def store_connection_pid(key: str) -> None:
 def crash() -> None:
     """Die the way an out-of-memory kill does: no exception, no cleanup."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def work_burst(app) -> None:
+    """Run a real RQ worker (scheduler on, so retries run) until the queue is empty; its signal handlers undone."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        jobs.build_worker(app).work(burst=True, with_scheduler=True)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

@@ -14,8 +14,9 @@ from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
 from core.api.fields import Boolean, Email, Integer, String, UtcDateTime
+from core.api.helpers import ID_PATH, get_or_404
 from core.api.pagination import PageArgs, page_schema, paginate
-from core.db import db
+from core.db import contains, db
 from core.models import Partner
 from core.partners import LANGUAGES, validate_partner_fields
 from core.permissions import customer_scope
@@ -23,7 +24,6 @@ from core.permissions import customer_scope
 ADDRESS_FIELDS = ("street", "city", "postal_code", "province", "country")
 # Identifiers are sent with spaces or a country prefix at times; the stored, normalized form must fit the column.
 STORED_LENGTHS = {"vat_number": 20, "fiscal_code": 20}
-MAX_ID = 2**31 - 1
 
 blp = ApiBlueprint("customers", __name__, url_prefix="/customers", description="The dealer's customers.")
 
@@ -83,10 +83,7 @@ def _visible_customers() -> Select:
 
 def _get_visible(customer_id: int) -> Partner:
     # Someone else's customer answers 404 like a missing one: its existence is not disclosed.
-    partner = db.session.scalars(_visible_customers().where(Partner.id == customer_id)).first()
-    if partner is None:
-        raise ApiProblem(404)
-    return partner
+    return get_or_404(_visible_customers().where(Partner.id == customer_id))
 
 
 def _apply(partner: Partner, data: dict[str, Any]) -> None:
@@ -121,8 +118,7 @@ class Customers(MethodView):
         """
         query = _visible_customers().order_by(Partner.name, Partner.id)
         if args.get("q"):
-            escaped = args["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(Partner.name.ilike(f"%{escaped}%", escape="\\"))
+            query = query.where(contains(Partner.name, args["q"]))
         return paginate(query, args)
 
     @require("partners.edit")
@@ -140,7 +136,7 @@ class Customers(MethodView):
         return partner, 201, {"Location": url_for("customers.Customer", customer_id=partner.id)}
 
 
-@blp.route(f"/<int(min=1, max={MAX_ID}):customer_id>")
+@blp.route(f"/<{ID_PATH}:customer_id>")
 class Customer(MethodView):
     @require("partners.view", "portal.access")
     @blp.response(200, CustomerSchema)

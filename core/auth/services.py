@@ -18,16 +18,17 @@ from core.auth import sessions
 from core.db import db, utcnow
 from core.models import Company, Partner, User, UserSession
 from core.permissions import CUSTOMER_ROLES, ROLES
+from core.validation import ValidationError
 
 MIN_PASSWORD_LENGTH = 10
 PASSWORD_METHOD = "scrypt"
 
 
-class UserError(ValueError):
-    """A user-facing problem with one field of a user or password form."""
+class UserError(ValidationError):
+    """A user-facing problem with one field of a user or password form: core's field error, one field at a time."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__({field: message})
         self.field = field
         self.message = message
 

@@ -10,11 +10,14 @@ from flask import Response, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.orm import selectinload
 
+from core import clock
 from core.admin import SecuredView
-from core.db import db
+from core.db import contains, db
 from core.models import Partner
 from core.settings import get_setting
+from core.validation import ValidationError
 from modules.invoicing import fatturapa, pdf, runs, services
 from modules.invoicing.models import INVOICE_STATES, BillingRun, Invoice
 
@@ -26,12 +29,13 @@ def review_threshold() -> Decimal:
     return Decimal(str(get_setting("invoicing.review_threshold_percent", DEFAULT_REVIEW_THRESHOLD)))
 
 
-def review_rows(run_id: int) -> list[dict]:
+def review_rows(invoices: list[Invoice]) -> list[dict]:
     """Each invoice of a run with the previous invoice of its contract and whether the change needs a look."""
     threshold = review_threshold()
+    previous_of = services.previous_invoices(invoices)
     rows = []
-    for invoice in runs.run_invoices(run_id):
-        previous = services.previous_invoice(invoice)
+    for invoice in invoices:
+        previous = previous_of[invoice.id]
         change = services.change_percent(invoice, previous)
         rows.append(
             {
@@ -52,9 +56,9 @@ def _post_many(invoices: list[Invoice]) -> None:
             services.post(invoice)
             db.session.commit()
             numbers.append(invoice.number)
-        except services.InvoicingError as error:
+        except ValidationError as error:
             db.session.rollback()
-            failures.append(f"#{invoice.id}: {'; '.join(error.errors.values())}")
+            failures.append(f"#{invoice.id}: {error.messages()}")
     if numbers:
         flash(_("Posted %(count)d document(s): %(numbers)s", count=len(numbers), numbers=", ".join(numbers)), "success")
     for failure in failures:
@@ -79,7 +83,7 @@ class BillingRunsView(SecuredView):
         recent = db.session.scalars(sa.select(BillingRun).order_by(BillingRun.id.desc()).limit(PAGE_SIZE)).all()
         earliest, latest = runs.as_of_window()
         return self.render(
-            "admin/invoicing_runs.html", runs=recent, today=dt.date.today(), earliest=earliest, latest=latest
+            "admin/invoicing_runs.html", runs=recent, today=clock.today(), earliest=earliest, latest=latest
         )
 
     @expose("/start", methods=["POST"])
@@ -89,26 +93,26 @@ class BillingRunsView(SecuredView):
         except ValueError:
             flash(_("As of: enter a date (YYYY-MM-DD)."), "error")
             return redirect(url_for(".index"))
-        try:
-            run = runs.create_run(as_of, current_user.id)
-        except services.InvoicingError as error:
-            db.session.rollback()
-            flash(_("As of: %(problem)s", problem=error.errors["as_of"]), "error")
+        run = self.run_action(lambda: runs.create_run(as_of, current_user.id), labels={"as_of": _("As of")})
+        if run is None:
             return redirect(url_for(".index"))
-        db.session.commit()
         runs.launch_run(run.id)
         return redirect(url_for(".details", run_id=run.id))
 
     @expose("/<int:run_id>")
     def details(self, run_id: int):
         run = db.get_or_404(BillingRun, run_id)
-        customers = dict(db.session.execute(sa.select(Partner.id, Partner.name)).all())
+        invoices = runs.run_invoices(run.id)
+        missing, errors = runs.run_issues(run.id, "missing"), runs.run_issues(run.id, "error")
+        # The page reloads every 2 s while the run works: only the partners it names, not every partner.
+        named = {row.customer_id for row in (*invoices, *missing, *errors) if row.customer_id is not None}
+        customers = dict(db.session.execute(sa.select(Partner.id, Partner.name).where(Partner.id.in_(named))).all())
         return self.render(
             "admin/invoicing_run.html",
             run=run,
-            rows=review_rows(run.id),
-            missing=runs.run_issues(run.id, "missing"),
-            errors=runs.run_issues(run.id, "error"),
+            rows=review_rows(invoices),
+            missing=missing,
+            errors=errors,
             customers=customers,
             threshold=review_threshold(),
             refresh=run.status in ("queued", "running"),
@@ -134,14 +138,17 @@ class InvoicesView(SecuredView):
     @expose("/")
     def index(self):
         state = request.args.get("state")
-        query = sa.select(Invoice).order_by(Invoice.id.desc())
+        query = (
+            sa.select(Invoice)
+            .options(selectinload(Invoice.customer), selectinload(Invoice.email_message))
+            .order_by(Invoice.id.desc())
+        )
         if state in INVOICE_STATES:
             query = query.where(Invoice.state == state)
         search = request.args.get("q", "").strip()
         if search:
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query = query.join(Invoice.customer).where(
-                sa.or_(Partner.name.ilike(pattern, escape="\\"), Invoice.number.ilike(pattern, escape="\\"))
+                sa.or_(contains(Partner.name, search), contains(Invoice.number, search))
             )
         page = db.paginate(query, per_page=PAGE_SIZE, error_out=False)
         return self.render(
@@ -164,28 +171,18 @@ class InvoicesView(SecuredView):
     @expose("/<int:invoice_id>/cancel", methods=["POST"])
     def cancel(self, invoice_id: int):
         invoice = db.get_or_404(Invoice, invoice_id)
-        try:
-            services.cancel(invoice)
-            db.session.commit()
-            flash(_("The draft is cancelled: its lines can be billed again."), "success")
-        except services.InvoicingError as error:
-            db.session.rollback()
-            flash("; ".join(error.errors.values()), "error")
+        self.run_action(lambda: services.cancel(invoice), _("The draft is cancelled: its lines can be billed again."))
         return redirect(url_for(".details", invoice_id=invoice_id))
 
     @expose("/<int:invoice_id>/credit-note", methods=["POST"])
     def credit_note(self, invoice_id: int):
         invoice = db.get_or_404(Invoice, invoice_id)
         line_ids = [int(value) for value in request.form.getlist("line_id") if value.isdigit()]
-        try:
-            note = services.create_credit_note(invoice, line_ids or None)
-            db.session.commit()
-        except services.InvoicingError as error:
-            db.session.rollback()
-            flash("; ".join(error.errors.values()), "error")
-            return redirect(url_for(".details", invoice_id=invoice_id))
-        flash(_("Draft credit note created: check it and post it."), "success")
-        return redirect(url_for(".details", invoice_id=note.id))
+        note = self.run_action(
+            lambda: services.create_credit_note(invoice, line_ids or None),
+            _("Draft credit note created: check it and post it."),
+        )
+        return redirect(url_for(".details", invoice_id=note.id if note else invoice_id))
 
     @expose("/<int:invoice_id>/pdf")
     def pdf(self, invoice_id: int):
@@ -198,6 +195,6 @@ class InvoicesView(SecuredView):
         invoice = db.get_or_404(Invoice, invoice_id)
         try:
             return _download(fatturapa.build(invoice), "application/xml", fatturapa.file_name(invoice))
-        except services.InvoicingError as error:
-            flash("; ".join(error.errors.values()), "error")
+        except ValidationError as error:
+            flash(error.messages(), "error")
             return redirect(url_for(".details", invoice_id=invoice_id))

@@ -11,8 +11,8 @@ from sqlalchemy import Select
 
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
-from core.api.errors import ApiProblem
 from core.api.fields import DecimalString, Integer, String
+from core.api.helpers import ID_PATH, answering, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import db
@@ -20,17 +20,10 @@ from core.permissions import customer_scope
 from modules.invoicing import fatturapa, pdf, runs, services
 from modules.invoicing.models import DOCUMENT_TYPES, INVOICE_STATES, BillingRun, Invoice
 
-MAX_ID = 2**31 - 1
-ID_PATH = f"int(min=1, max={MAX_ID})"
-
 runs_blp = ApiBlueprint("invoicing_runs", __name__, url_prefix="/billing-runs", description="Billing runs.")
 invoices_blp = ApiBlueprint(
     "invoicing_invoices", __name__, url_prefix="/invoices", description="Invoices and credit notes."
 )
-
-
-def _id(**kwargs: Any) -> Integer:
-    return Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 # Billing runs
@@ -100,11 +93,8 @@ class BillingRuns(MethodView):
         `invoicing.max_as_of_years_back` years back (default 10); a draft holds at most
         `invoicing.max_lines_per_draft` lines (default 500), the rest waits for the next run.
         """
-        try:
+        with committing():
             run = runs.create_run(data["as_of"], api_user().id)
-        except services.InvoicingError as error:
-            raise _problem(error) from None
-        db.session.commit()
         runs.launch_run(run.id)
         db.session.expire_all()
         return {"id": run.id, "status": run.status}
@@ -117,10 +107,7 @@ class BillingRunResource(MethodView):
     @runs_blp.alt_response(404, response="NOT_FOUND")
     def get(self, run_id: int):
         """Read a billing run: progress, drafts, missing readings, errors"""
-        run = db.session.get(BillingRun, run_id)
-        if run is None:
-            raise ApiProblem(404)
-        return run
+        return get_or_404(db.select(BillingRun).where(BillingRun.id == run_id))
 
 
 # Invoices
@@ -164,9 +151,9 @@ class InvoiceSchema(ma.Schema):
 
 
 class InvoiceListArgs(PageArgs):
-    customer_id = _id()
-    contract_id = _id()
-    billing_run_id = _id()
+    customer_id = id_field()
+    contract_id = id_field()
+    billing_run_id = id_field()
     state = String(validate=ma.validate.OneOf(INVOICE_STATES))
     type = String(validate=ma.validate.OneOf(DOCUMENT_TYPES))
 
@@ -181,7 +168,7 @@ class InvoicePostedSchema(ma.Schema):
 
 class CreditNoteCreateSchema(ma.Schema):
     line_ids = ma.fields.List(
-        _id(),
+        id_field(),
         validate=ma.validate.Length(min=1, max=10_000),
         metadata={"description": "Lines of the invoice to credit; all of them when left out."},
     )
@@ -196,15 +183,7 @@ def _visible_invoices() -> Select:
 
 
 def _get_invoice(invoice_id: int) -> Invoice:
-    invoice = db.session.scalars(_visible_invoices().where(Invoice.id == invoice_id)).first()
-    if invoice is None:
-        raise ApiProblem(404)
-    return invoice
-
-
-def _problem(error: services.InvoicingError, status: int = 422) -> ApiProblem:
-    db.session.rollback()
-    return ApiProblem(status, errors=error.errors)
+    return get_or_404(_visible_invoices().where(Invoice.id == invoice_id))
 
 
 @invoices_blp.route("")
@@ -243,11 +222,8 @@ class PostInvoice(MethodView):
     def post(self, data: dict[str, Any], invoice_id: int):
         """Post a draft: it gets its number, issue and due dates; the PDF is rendered and emailed in the background"""
         invoice = _get_invoice(invoice_id)
-        try:
+        with committing(status=lambda errors: 409 if "state" in errors else 422):
             services.post(invoice, data.get("issue_date"))
-        except services.InvoicingError as error:
-            raise _problem(error, 409 if "state" in error.errors else 422) from None
-        db.session.commit()
         return {"number": invoice.number}
 
 
@@ -259,11 +235,8 @@ class CancelInvoice(MethodView):
     def post(self, invoice_id: int):
         """Cancel a draft: what it billed can be billed again"""
         invoice = _get_invoice(invoice_id)
-        try:
+        with committing(status=409):
             services.cancel(invoice)
-        except services.InvoicingError as error:
-            raise _problem(error, 409) from None
-        db.session.commit()
         return invoice
 
 
@@ -280,11 +253,8 @@ class CreditNotes(MethodView):
         references, so a corrected line can be billed again.
         """
         invoice = _get_invoice(invoice_id)
-        try:
+        with committing(status=lambda errors: 409 if "invoice" in errors else 422):
             note = services.create_credit_note(invoice, data.get("line_ids"))
-        except services.InvoicingError as error:
-            raise _problem(error, 409 if "invoice" in error.errors else 422) from None
-        db.session.commit()
         return note
 
 
@@ -310,10 +280,8 @@ class InvoiceXml(MethodView):
     def get(self, invoice_id: int):
         """Download the FatturaPA XML of a posted document"""
         invoice = _get_invoice(invoice_id)
-        try:
+        with answering():
             content, name = fatturapa.build(invoice), fatturapa.file_name(invoice)
-        except services.InvoicingError as error:
-            raise _problem(error) from None
         return _download(content, "application/xml", name)
 
 

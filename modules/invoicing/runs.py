@@ -18,10 +18,10 @@ from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
-from core import jobs
+from core import clock, jobs
 from core.db import db, utcnow
 from core.extension_points import BillableLine, MissingReadingsReporter, implementations
-from core.models import Partner
+from core.models import JobRecord, Partner
 from core.outbox import mail_language
 from core.settings import get_setting
 from modules.invoicing.models import BillingRun, Invoice, RunCustomer, RunIssue
@@ -37,7 +37,7 @@ KIND_ORDER = {"fee": 0}
 
 def as_of_window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """The earliest and latest `as_of` of a run: settings `invoicing.max_as_of_years_back` and `..._days_ahead`."""
-    today = today or dt.date.today()
+    today = today or clock.today()
     years = int(get_setting("invoicing.max_as_of_years_back", DEFAULT_MAX_AS_OF_YEARS_BACK))
     days = int(get_setting("invoicing.max_as_of_days_ahead", DEFAULT_MAX_AS_OF_DAYS_AHEAD))
     earliest = dt.date(today.year - years, today.month, min(today.day, 28))
@@ -46,7 +46,7 @@ def as_of_window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
 
 def validate_as_of(as_of: dt.date) -> None:
     """InvoicingError naming `as_of` when it is outside the window: a run far ahead would bill years of fees."""
-    today = dt.date.today()
+    today = clock.today()
     earliest, latest = as_of_window(today)
     if as_of > latest:
         days = (latest - today).days
@@ -93,7 +93,12 @@ def launch_run(run_id: int) -> None:
         run.status, run.finished_at = "done", utcnow()
     db.session.commit()
     for index, start in enumerate(range(0, len(customers), size)):
-        jobs.enqueue(run_chunk, run_id, customers[start : start + size], job_id=f"billing-run:{run_id}:{index}")
+        jobs.enqueue(run_chunk, run_id, customers[start : start + size], job_id=f"{chunk_job_prefix(run_id)}{index}")
+
+
+def chunk_job_prefix(run_id: int) -> str:
+    """The job ids of a run's chunks are this prefix and the chunk's number."""
+    return f"billing-run:{run_id}:"
 
 
 def _issue(run_id: int, kind: str, customer_id: int | None, message: str | None = None, **fields: Any) -> None:
@@ -190,11 +195,40 @@ def _mark_done(run_id: int, customer_id: int) -> bool:
     return True
 
 
+def _other_chunks(run_id: int, customer_ids: list[int]) -> list[str]:
+    """The job statuses of the run's other chunks (core_job), this chunk being the one with these arguments."""
+    rows = db.session.execute(
+        sa.select(JobRecord.status, JobRecord.args).where(JobRecord.id.startswith(chunk_job_prefix(run_id)))
+    ).all()
+    return [status for status, args in rows if args != [run_id, customer_ids]]
+
+
+def _settle(run_id: int, customer_ids: list[int], outcome: str) -> None:
+    """Set the run's status as this chunk starts ("running"), fails ("failed") or ends ("finished").
+
+    A run is done once every customer is, whichever chunk (or retry of one) gets there; failed while a chunk's last
+    try failed; else running. A failing chunk marks the run before its job record says so: while another chunk's job
+    still shows running, a failed run stays failed.
+    """
+    # UPDATE first: it takes the row lock on PostgreSQL and the write lock on SQLite, so chunks settle one by one.
+    db.session.execute(sa.update(BillingRun).where(BillingRun.id == run_id).values(status=BillingRun.status))
+    current, done, total = db.session.execute(
+        sa.select(BillingRun.status, BillingRun.done, BillingRun.total).where(BillingRun.id == run_id)
+    ).one()
+    others = _other_chunks(run_id, customer_ids)
+    values: dict[str, Any] = {"status": "running"}
+    if outcome == "failed":
+        values["status"] = "failed"
+    elif outcome == "finished" and done >= total:
+        values = {"status": "done", "finished_at": utcnow()}
+    elif "failed" in others or (current == "failed" and "running" in others):
+        values["status"] = "failed"
+    db.session.execute(sa.update(BillingRun).where(BillingRun.id == run_id).values(**values))
+
+
 def bill_chunk(run_id: int, customer_ids: list[int]) -> None:
-    """Bill each customer of a chunk in its own transaction; the run is done when every customer is."""
-    db.session.execute(
-        sa.update(BillingRun).where(BillingRun.id == run_id, BillingRun.status == "queued").values(status="running")
-    )
+    """Bill each customer of a chunk in its own transaction; the run's status follows its chunks (`_settle`)."""
+    _settle(run_id, customer_ids, "running")
     db.session.commit()
     run = db.session.get(BillingRun, run_id)
     finished = set(
@@ -218,14 +252,10 @@ def bill_chunk(run_id: int, customer_ids: list[int]) -> None:
     except Exception as exc:
         db.session.rollback()
         _issue(run_id, "error", None, f"{exc.__class__.__name__}: {exc}")
-        db.session.execute(sa.update(BillingRun).where(BillingRun.id == run_id).values(status="failed"))
+        _settle(run_id, customer_ids, "failed")
         db.session.commit()
         raise
-    db.session.execute(
-        sa.update(BillingRun)
-        .where(BillingRun.id == run_id, BillingRun.done >= BillingRun.total, BillingRun.status == "running")
-        .values(status="done", finished_at=utcnow())
-    )
+    _settle(run_id, customer_ids, "finished")
     db.session.commit()
 
 

@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import gettext as _
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import aliased
 
-from core import jobs, signals
-from core.db import db, utcnow
+from core import clock, jobs, signals
+from core.db import db, on_commit, utcnow
 from core.extension_points import BillableLine
 from core.models import Partner
 from core.sequences import format_number, next_number
+from core.validation import Checker, ValidationError, fail
 from modules.invoicing.models import BilledRef, Invoice, InvoiceLine
 
 CENT = Decimal("0.01")
@@ -39,15 +40,10 @@ QUANTITY_QUANTUM = Decimal("0.001")
 AMOUNT_LIMIT = Decimal(10) ** 10
 # The source a credit note line is billed under: a line is reversed at most once while the credit note stands.
 CREDIT_SOURCE = "credit"
-_POSTED = "invoicing_posted"  # session.info key: documents posted in the transaction, delivered after commit
 
 
-class InvoicingError(Exception):
-    """Invalid input or a forbidden change: `errors` maps each field to a message for the user."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
-        self.errors = errors
+# Invalid input or a forbidden change, under the name the API, the runs and the PDF catch: core's ValidationError.
+InvoicingError = ValidationError
 
 
 def line_amount(quantity: Decimal, unit_price: Decimal) -> Decimal:
@@ -83,55 +79,54 @@ def due_date(issue_date: dt.date, partner: Partner) -> dt.date:
     return due
 
 
-def _decimal(errors: dict[str, str], field: str, value: Any, quantum: Decimal, minimum: Decimal | None) -> Decimal:
+def _decimal(check: Checker, field: str, value: Any, quantum: Decimal, minimum: Decimal | None) -> Decimal:
     try:
         number = Decimal(value) if not isinstance(value, float | bool) else None
     except (InvalidOperation, TypeError, ValueError):
         number = None
     if number is None or not number.is_finite():
-        errors[field] = _("Not a decimal number: %(value)s", value=value)
+        check.fail(field, _("Not a decimal number: %(value)s", value=value))
         return Decimal(0)
     if number != number.quantize(quantum, rounding=ROUND_HALF_UP):
-        errors[field] = _("At most %(places)d decimal places.", places=-quantum.as_tuple().exponent)
+        check.fail(field, _("At most %(places)d decimal places.", places=-quantum.as_tuple().exponent))
     elif minimum is not None and number < minimum:
-        errors[field] = _("Must not be less than %(minimum)s.", minimum=minimum)
+        check.fail(field, _("Must not be less than %(minimum)s.", minimum=minimum))
     elif abs(number) >= AMOUNT_LIMIT:
-        errors[field] = _("Too large: at most %(max)s.", max=AMOUNT_LIMIT)
+        check.fail(field, _("Too large: at most %(max)s.", max=AMOUNT_LIMIT))
     return number
 
 
-def _text(errors: dict[str, str], field: str, value: Any, max_length: int, required: bool = True) -> str | None:
+def _text(check: Checker, field: str, value: Any, max_length: int, required: bool = True) -> str | None:
     text = (value or "").strip() if isinstance(value, str | type(None)) else str(value)
     if not text:
         if required:
-            errors[field] = _("This field is required.")
+            check.fail(field, _("This field is required."))
         return None
     if len(text) > max_length:
-        errors[field] = _("At most %(max)d characters.", max=max_length)
+        check.fail(field, _("At most %(max)d characters.", max=max_length))
     return text
 
 
 def new_line(line: BillableLine, position: int, field: str = "line") -> InvoiceLine:
-    """An invoice line from a BillableLine, checked; InvoicingError names the bad field."""
-    errors: dict[str, str] = {}
-    quantity = _decimal(errors, f"{field}.quantity", line.quantity, QUANTITY_QUANTUM, Decimal(0))
-    unit_price = _decimal(errors, f"{field}.unit_price", line.unit_price, PRICE_QUANTUM, None)
-    vat_rate = _decimal(errors, f"{field}.vat_rate", line.vat_rate, CENT, Decimal(0))
-    if f"{field}.vat_rate" not in errors and vat_rate > 100:
-        errors[f"{field}.vat_rate"] = _("A VAT rate is at most 100.")
-    description = _text(errors, f"{field}.description", line.description, 1000)
-    source = _text(errors, f"{field}.source", line.source, 40)
-    source_ref = _text(errors, f"{field}.source_ref", line.source_ref, 200)
-    kind = _text(errors, f"{field}.kind", line.kind, 20)
-    unit = _text(errors, f"{field}.unit", line.unit, 10, required=False) or "pz"
-    meter = _text(errors, f"{field}.meter", line.meter, 20, required=False)
+    """An invoice line from a BillableLine, checked; ValidationError names the bad field."""
+    check = Checker()
+    quantity = _decimal(check, f"{field}.quantity", line.quantity, QUANTITY_QUANTUM, Decimal(0))
+    unit_price = _decimal(check, f"{field}.unit_price", line.unit_price, PRICE_QUANTUM, None)
+    vat_rate = _decimal(check, f"{field}.vat_rate", line.vat_rate, CENT, Decimal(0))
+    if f"{field}.vat_rate" not in check and vat_rate > 100:
+        check.fail(f"{field}.vat_rate", _("A VAT rate is at most 100."))
+    description = _text(check, f"{field}.description", line.description, 1000)
+    source = _text(check, f"{field}.source", line.source, 40)
+    source_ref = _text(check, f"{field}.source_ref", line.source_ref, 200)
+    kind = _text(check, f"{field}.kind", line.kind, 20)
+    unit = _text(check, f"{field}.unit", line.unit, 10, required=False) or "pz"
+    meter = _text(check, f"{field}.meter", line.meter, 20, required=False)
     if line.period_start and line.period_end and line.period_end < line.period_start:
-        errors[f"{field}.period_end"] = _("The period ends before it starts.")
-    if errors:
-        raise InvoicingError(errors)
+        check.fail(f"{field}.period_end", _("The period ends before it starts."))
+    check.raise_if_any()
     amount = line_amount(quantity, unit_price)
     if abs(amount) >= AMOUNT_LIMIT:
-        raise InvoicingError({f"{field}.quantity": _("The line amount is too large.")})
+        fail(f"{field}.quantity", _("The line amount is too large."))
     return InvoiceLine(
         position=position,
         description=description,
@@ -157,7 +152,7 @@ def create_draft(
 ) -> Invoice:
     """A draft invoice of `lines` with their billed refs; a ref already billed fails at flush (IntegrityError)."""
     if not lines:
-        raise InvoicingError({"lines": _("An invoice needs at least one line.")})
+        fail("lines", _("An invoice needs at least one line."))
     invoice = Invoice(
         type="invoice",
         state="draft",
@@ -233,11 +228,11 @@ def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
 
     Posting a credit note frees the (source, source_ref) of the lines it reverses.
     """
-    issue_date = issue_date or dt.date.today()
+    issue_date = issue_date or clock.today()
     if not _claim_draft(invoice, {"posted_at": utcnow()}):
         db.session.refresh(invoice)
         message = _("Only a draft can be posted; this document is %(state)s.", state=invoice.state)
-        raise InvoicingError({"state": message})
+        fail("state", message)
     db.session.refresh(invoice)
     sequence = next_number(invoice.type, issue_date.year)
     last_date = db.session.scalar(
@@ -247,7 +242,7 @@ def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     )
     if last_date is not None and issue_date < last_date:
         message = _("The issue date must not be before %(date)s, the date of the last number.", date=last_date)
-        raise InvoicingError({"issue_date": message})
+        fail("issue_date", message)
     invoice.sequence_number = sequence
     invoice.year = issue_date.year
     invoice.number = format_number(sequence, issue_date.year)
@@ -259,7 +254,7 @@ def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
         db.session.execute(sa.delete(BilledRef).where(BilledRef.line_id.in_(reversed_ids)))
         _announce_released(db.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.id.in_(reversed_ids))))
     db.session.flush()
-    db.session.info.setdefault(_POSTED, []).append((invoice.id, invoice.customer_id))
+    on_commit(functools.partial(_deliver_posted, current_app._get_current_object(), invoice.id, invoice.customer_id))
     return invoice
 
 
@@ -267,9 +262,7 @@ def cancel(invoice: Invoice) -> Invoice:
     """Cancel a draft: what it held can be billed again. A posted document is reversed by a credit note instead."""
     if not _claim_draft(invoice, {"state": "cancelled"}):
         db.session.refresh(invoice)
-        raise InvoicingError(
-            {"state": _("Only a draft can be cancelled; this document is %(state)s.", state=invoice.state)}
-        )
+        fail("state", _("Only a draft can be cancelled; this document is %(state)s.", state=invoice.state))
     lines = sa.select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id)
     db.session.execute(sa.delete(BilledRef).where(BilledRef.line_id.in_(lines)))
     db.session.refresh(invoice)
@@ -284,21 +277,21 @@ def create_credit_note(invoice: Invoice, line_ids: Sequence[int] | None = None) 
     standing credit note; posting the credit note frees the line's (source, source_ref) for a corrected bill.
     """
     if invoice.type != "invoice" or invoice.state != "posted":
-        raise InvoicingError({"invoice": _("Only a posted invoice can be credited.")})
+        fail("invoice", _("Only a posted invoice can be credited."))
     by_id = {line.id: line for line in invoice.lines}
     if line_ids is None:
         chosen = list(invoice.lines)
     else:
         unknown = [str(line_id) for line_id in line_ids if line_id not in by_id]
         if unknown:
-            raise InvoicingError({"line_ids": _("Not lines of this invoice: %(ids)s", ids=", ".join(unknown))})
+            fail("line_ids", _("Not lines of this invoice: %(ids)s", ids=", ".join(unknown)))
         chosen = [by_id[line_id] for line_id in dict.fromkeys(line_ids)]
     if not chosen:
-        raise InvoicingError({"line_ids": _("Choose at least one line to credit.")})
+        fail("line_ids", _("Choose at least one line to credit."))
     already = billed_keys((CREDIT_SOURCE, f"line:{line.id}") for line in chosen)
     if already:
         numbers = ", ".join(ref.removeprefix("line:") for _source, ref in sorted(already))
-        raise InvoicingError({"line_ids": _("These lines are already credited: %(ids)s", ids=numbers)})
+        fail("line_ids", _("These lines are already credited: %(ids)s", ids=numbers))
     note = Invoice(
         type="credit_note",
         state="draft",
@@ -335,21 +328,34 @@ def create_credit_note(invoice: Invoice, line_ids: Sequence[int] | None = None) 
     return note
 
 
-def previous_invoice(invoice: Invoice) -> Invoice | None:
-    """The latest standing invoice before this one for the same contract (or customer, without a contract)."""
-    query = sa.select(Invoice).where(
-        Invoice.type == "invoice",
-        Invoice.state != "cancelled",
-        Invoice.id < invoice.id,
-        Invoice.customer_id == invoice.customer_id,
+def previous_invoices(invoices: Sequence[Invoice]) -> dict[int, Invoice | None]:
+    """For each invoice (by id), the latest standing invoice before it for the same contract (or customer, without a
+    contract) and not of the same run: two queries for any number of invoices."""
+    ids = [invoice.id for invoice in invoices]
+    if not ids:
+        return {}
+    current, earlier = aliased(Invoice), aliased(Invoice)
+    latest = (
+        sa.select(sa.func.max(earlier.id))
+        .where(
+            earlier.type == "invoice",
+            earlier.state != "cancelled",
+            earlier.id < current.id,
+            earlier.customer_id == current.customer_id,
+            earlier.contract_id.is_not_distinct_from(current.contract_id),
+            sa.or_(
+                current.billing_run_id.is_(None),
+                earlier.billing_run_id.is_(None),
+                earlier.billing_run_id != current.billing_run_id,
+            ),
+        )
+        .correlate(current)
+        .scalar_subquery()
     )
-    if invoice.contract_id is not None:
-        query = query.where(Invoice.contract_id == invoice.contract_id)
-    else:
-        query = query.where(Invoice.contract_id.is_(None))
-    if invoice.billing_run_id is not None:
-        query = query.where(sa.or_(Invoice.billing_run_id.is_(None), Invoice.billing_run_id != invoice.billing_run_id))
-    return db.session.scalars(query.order_by(Invoice.id.desc()).limit(1)).first()
+    previous_ids = dict(db.session.execute(sa.select(current.id, latest).where(current.id.in_(ids))).all())
+    wanted = {previous_id for previous_id in previous_ids.values() if previous_id is not None}
+    found = {row.id: row for row in db.session.scalars(sa.select(Invoice).where(Invoice.id.in_(wanted)))}
+    return {invoice_id: found.get(previous_ids.get(invoice_id)) for invoice_id in ids}
 
 
 def change_percent(invoice: Invoice, previous: Invoice | None) -> Decimal | None:
@@ -359,23 +365,11 @@ def change_percent(invoice: Invoice, previous: Invoice | None) -> Decimal | None
     return ((invoice.total - previous.total) * 100 / previous.total).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-@event.listens_for(Session, "after_commit")
-def _deliver_posted(session: Session) -> None:
-    posted = session.info.pop(_POSTED, [])
-    if not posted:
-        return
-    app = current_app._get_current_object()
+def _deliver_posted(app: Flask, invoice_id: int, customer_id: int) -> None:
     from modules.invoicing.jobs import deliver_invoice
 
-    for invoice_id, customer_id in posted:
-        signals.invoice_posted.send(app, invoice_id=invoice_id, customer_id=customer_id)
-        try:
-            jobs.enqueue(deliver_invoice, invoice_id, job_id=f"invoice-deliver:{invoice_id}")
-        except Exception as exc:  # the posting stands; the PDF is rendered on first download and the email resent
-            app.logger.warning("invoice %s: delivery not started: %s", invoice_id, exc)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_posted(session: Session, previous_transaction: Any) -> None:
-    if not previous_transaction.nested:
-        session.info.pop(_POSTED, None)
+    signals.invoice_posted.send(app, invoice_id=invoice_id, customer_id=customer_id)
+    try:
+        jobs.enqueue(deliver_invoice, invoice_id, job_id=f"invoice-deliver:{invoice_id}")
+    except Exception as exc:  # the posting stands; the PDF is rendered on first download and the email resent
+        app.logger.warning("invoice %s: delivery not started: %s", invoice_id, exc)

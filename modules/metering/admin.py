@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, abort, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from sqlalchemy.orm import selectinload
 from wtforms import StringField
 from wtforms.validators import InputRequired
 
+from core import csv_import
 from core.admin import SecuredModelView, SecuredView
-from core.csv_files import decode
-from core.db import db
+from core.db import contains, db
 from core.permissions import has_permission
+from core.validation import ValidationError
 from modules.metering import imports, services
 from modules.metering.models import READING_SOURCES, READING_STATUSES, SUPPLY_COLOURS, Reading
 from modules.rentals.models import Device
@@ -53,9 +55,8 @@ def _find_device(text: str) -> tuple[Device | None, list[Device]]:
     exact = db.session.scalars(sa.select(Device).where(Device.serial == serial)).all()
     if len(exact) == 1:
         return exact[0], []
-    escaped = serial.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     similar = db.session.scalars(
-        sa.select(Device).where(Device.serial.ilike(f"%{escaped}%", escape="\\")).order_by(Device.serial).limit(20)
+        sa.select(Device).where(contains(Device.serial, serial)).order_by(Device.serial).limit(20)
     ).all()
     return None, list(similar)
 
@@ -108,7 +109,7 @@ class ReadingEntryView(SecuredView):
             recorded = services.record_reading(
                 device.id, taken_at, counters, supplies, source="staff", entered_by=current_user.id
             )
-        except services.MeteringError as error:
+        except ValidationError as error:
             db.session.rollback()
             values = {"taken_at": taken_at, **{f"counter_{m}": v for m, v in counters.items()}}
             values |= {f"toner_{c}": v for c, v in supplies.items()}
@@ -175,6 +176,14 @@ class ReadingView(SecuredModelView):
         "source": [(s, SOURCE_LABELS[s]) for s in READING_SOURCES],
     }
 
+    def get_query(self):
+        """The listed readings with their counters, device and customer, in a few queries for the whole page."""
+        return (
+            super()
+            .get_query()
+            .options(selectinload(Reading.values), selectinload(Reading.device).selectinload(Device.customer))
+        )
+
 
 class ReviewView(SecuredView):
     """Readings held because a counter jumped: staff accept or reject each one (audited)."""
@@ -204,27 +213,19 @@ class ReviewView(SecuredView):
     @expose("/<int:reading_id>/approve", methods=("POST",))
     def approve(self, reading_id: int):
         reading = self._pending(reading_id)
-        try:
-            services.approve_reading(reading, current_user.id)
-        except services.MeteringError as error:
-            db.session.rollback()
-            flash(" ".join(error.errors.values()), "error")
-            return redirect(url_for(".index"))
-        db.session.commit()
-        flash(_("Reading of %(serial)s accepted.", serial=reading.device.serial), "success")
+        self.run_action(
+            lambda: services.approve_reading(reading, current_user.id),
+            lambda done: _("Reading of %(serial)s accepted.", serial=done.device.serial),
+        )
         return redirect(url_for(".index"))
 
     @expose("/<int:reading_id>/reject", methods=("POST",))
     def reject(self, reading_id: int):
         reading = self._pending(reading_id)
-        try:
-            services.reject_reading(reading, current_user.id, request.form.get("reason", ""))
-        except services.MeteringError as error:
-            db.session.rollback()
-            flash(" ".join(error.errors.values()), "error")
-            return redirect(url_for(".index"))
-        db.session.commit()
-        flash(_("Reading of %(serial)s rejected.", serial=reading.device.serial), "success")
+        self.run_action(
+            lambda: services.reject_reading(reading, current_user.id, request.form.get("reason", "")),
+            lambda done: _("Reading of %(serial)s rejected.", serial=done.device.serial),
+        )
         return redirect(url_for(".index"))
 
 
@@ -258,8 +259,9 @@ class ReplacementView(SecuredModelView):
 
     def create_model(self, form):
         device = form.device.data
-        try:
-            event = services.record_replacement(
+        return self.save_form(
+            form,
+            lambda: services.record_replacement(
                 device.id if device else None,
                 form.date.data,
                 (form.meter.data or "").strip().lower(),
@@ -267,49 +269,14 @@ class ReplacementView(SecuredModelView):
                 form.new_start.data,
                 entered_by=current_user.id,
                 notes=form.notes.data,
-            )
-        except services.MeteringError as error:
-            db.session.rollback()
-            for name, message in error.errors.items():
-                target = form._fields.get("device" if name == "device_id" else name)
-                if target is not None:
-                    target.errors = [*target.errors, message]
-                else:
-                    flash(message, "error")
-            return False
-        db.session.commit()
-        return event
+            ),
+            {"device_id": "device"},
+        )
 
 
-class ImportView(SecuredView):
+class ImportView(csv_import.ImportView):
     """Upload a CSV of readings, see every row's errors, then write all readings or none."""
 
     permission = "readings.edit"
-
-    @expose("/")
-    def index(self):
-        return self.render("admin/metering_import.html", result=None, content="")
-
-    @expose("/template/<kind>.csv")
-    def template(self, kind: str):
-        if kind not in imports.TEMPLATES:
-            abort(404)
-        return Response(
-            imports.template_csv(kind),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f"attachment; filename=copydesk-readings-{kind}.csv"},
-        )
-
-    @expose("/run/", methods=("POST",))
-    def run(self):
-        upload = request.files.get("file")
-        content = decode(upload.read()) if upload and upload.filename else request.form.get("content", "")
-        if not content.strip():
-            flash(_("Choose a CSV file."), "error")
-            return redirect(url_for(".index"))
-        commit = request.form.get("step") == "import"
-        result = imports.import_readings(content, commit=commit, entered_by=current_user.id)
-        if commit and result.ok:
-            flash(_("%(count)d readings imported.", count=result.written), "success")
-            return redirect(url_for(".index"))
-        return self.render("admin/metering_import.html", result=result, content=content)
+    heading = _l("Import readings from a spreadsheet")
+    importers = (imports.ReadingImporter,)

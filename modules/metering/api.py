@@ -13,6 +13,7 @@ from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
 from core.api.fields import Integer, String, UtcDateTime
+from core.api.helpers import ID_PATH, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import db
@@ -22,8 +23,6 @@ from modules.metering.models import READING_STATUSES, Reading
 from modules.metering.scoping import visible_readings
 from modules.rentals.models import Device
 
-MAX_ID = 2**31 - 1
-ID_PATH = f"int(min=1, max={MAX_ID})"
 CUSTOMER_SOURCES = ("api", "portal")
 
 readings_blp = ApiBlueprint(
@@ -34,12 +33,8 @@ replacements_blp = ApiBlueprint(
 )
 
 
-def _id(**kwargs: Any) -> Integer:
-    return Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
-
-
 class ReadingInSchema(ma.Schema):
-    device_id = _id(required=True)
+    device_id = id_field(required=True)
     taken_at = UtcDateTime(
         required=True,
         metadata={"description": "When the counters were read; without a UTC offset, the dealer's local time."},
@@ -76,7 +71,7 @@ class ReadingSchema(ma.Schema):
 
 
 class ReadingListArgs(PageArgs):
-    device_id = _id()
+    device_id = id_field()
     since = UtcDateTime(metadata={"description": "Readings taken at or after this moment."})
     until = UtcDateTime(metadata={"description": "Readings taken at or before this moment."})
     status = String(validate=ma.validate.OneOf(READING_STATUSES))
@@ -92,14 +87,8 @@ class ReplacementSchema(ma.Schema):
     notes = String(allow_none=True, validate=ma.validate.Length(max=2000))
 
 
-def _problem(error: services.MeteringError) -> ApiProblem:
-    db.session.rollback()
-    return ApiProblem(422, errors=error.errors)
-
-
-def _visible_device(device_id: int) -> Device | None:
-    query = customer_scoped(sa.select(Device).where(Device.id == device_id), Device.customer_id, api_user())
-    return db.session.scalars(query).first()
+def _visible_device_query(device_id: int) -> sa.Select:
+    return customer_scoped(sa.select(Device).where(Device.id == device_id), Device.customer_id, api_user())
 
 
 @readings_blp.route("")
@@ -138,12 +127,12 @@ class Readings(MethodView):
         may send only readings dated while the device is on one of its contracts (else `422` naming `taken_at`).
         """
         user = api_user()
-        if _visible_device(data["device_id"]) is None:
+        if db.session.scalars(_visible_device_query(data["device_id"])).first() is None:
             raise ApiProblem(422, errors={"device_id": _("There is no device with id %(id)s.", id=data["device_id"])})
         source = data.get("source", "api")
         if not is_staff(user) and source not in CUSTOMER_SOURCES:
             raise ApiProblem(422, errors={"source": _("Choose one of: %(choices)s", choices="api, portal")})
-        try:
+        with committing():
             recorded = services.record_reading(
                 data["device_id"],
                 data["taken_at"],
@@ -153,9 +142,6 @@ class Readings(MethodView):
                 entered_by=user.id,
                 customer_id=customer_scope(user),
             )
-        except services.MeteringError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return recorded.reading, 201 if recorded.created else 200
 
 
@@ -168,11 +154,7 @@ class ReadingItem(MethodView):
 
         A customer's token gets only a reading of its own tenure (see the list); any other answers `404`.
         """
-        query = visible_readings(sa.select(Reading).where(Reading.id == reading_id), api_user())
-        reading = db.session.scalars(query).first()
-        if reading is None:
-            raise ApiProblem(404)
-        return reading
+        return get_or_404(visible_readings(sa.select(Reading).where(Reading.id == reading_id), api_user()))
 
 
 @replacements_blp.route(f"/<{ID_PATH}:device_id>/meter-replacements")
@@ -184,8 +166,7 @@ class Replacements(MethodView):
 
         Oldest first.
         """
-        if _visible_device(device_id) is None:
-            raise ApiProblem(404)
+        get_or_404(_visible_device_query(device_id))
         return services.replacements(device_id)
 
     @require("readings.edit")
@@ -197,9 +178,8 @@ class Replacements(MethodView):
         From `date` on, the meter counts from `new_start`: a lower counter is accepted, and usage across the
         replacement is (old_final - previous reading) + (current - new_start).
         """
-        if _visible_device(device_id) is None:
-            raise ApiProblem(404)
-        try:
+        get_or_404(_visible_device_query(device_id))
+        with committing():
             event = services.record_replacement(
                 device_id,
                 data["date"],
@@ -209,7 +189,4 @@ class Replacements(MethodView):
                 entered_by=api_user().id,
                 notes=data.get("notes"),
             )
-        except services.MeteringError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return event

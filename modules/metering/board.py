@@ -13,14 +13,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from core import clock
 from core.admin import SecuredModelView, SecuredView
-from core.db import db, utcnow
+from core.db import contains, db
 from core.models import Partner
 from core.permissions import has_permission
 from modules.metering import campaigns
 from modules.metering.admin import STATUS_LABELS as READING_LABELS
 from modules.metering.models import SCHEDULE_RULES, ReadingRequest
-from modules.metering.services import local_date
 
 # What the board filters on: "opened" is a pending request whose link has been opened.
 BOARD_STATUSES = ("pending", "opened", "completed", "overdue")
@@ -66,8 +66,7 @@ class CampaignView(SecuredView):
         due_from, due_to = _date(request.args.get("from")), _date(request.args.get("to"))
         scope = sa.true()
         if search:
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            scope = sa.and_(scope, Partner.name.ilike(pattern, escape="\\"))
+            scope = sa.and_(scope, contains(Partner.name, search))
         if due_from:
             scope = sa.and_(scope, ReadingRequest.due_date >= due_from)
         if due_to:
@@ -117,7 +116,7 @@ class CampaignView(SecuredView):
         reading_request = db.get_or_404(ReadingRequest, request_id)
         if reading_request.status == "completed":
             flash(_("This request is complete: there is nothing to ask again."), "warning")
-        elif campaigns.resend(reading_request, local_date(utcnow())) is None:
+        elif campaigns.resend(reading_request, clock.today()) is None:
             flash(_("%(customer)s has no email address for readings.", customer=reading_request.customer), "error")
         else:
             flash(_("The request was emailed again to %(customer)s.", customer=reading_request.customer), "success")

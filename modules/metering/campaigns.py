@@ -22,6 +22,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.auth.services import external_url
+from core.clock import as_utc, day_start, local_date
 from core.db import db, utcnow
 from core.models import OutboxMessage, Partner
 from core.outbox import queue_email
@@ -33,7 +34,6 @@ from modules.metering.models import (
     ReadingRequestLink,
     ReadingSchedule,
 )
-from modules.metering.services import as_utc, day_start
 from modules.rentals.models import Contract, ContractLine
 from modules.rentals.periods import Period, periods
 
@@ -340,7 +340,7 @@ def send_email(request: ReadingRequest, kind: str, dedupe_key: str, today: dt.da
             "request": request,
             "customer": request.customer,
             "items": open_items(request) or request.items,
-            "expires_on": expires_at.date(),
+            "expires_on": local_date(expires_at),
             **context,
         },
         dedupe_key=dedupe_key,

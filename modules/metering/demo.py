@@ -8,10 +8,11 @@ import hashlib
 
 import sqlalchemy as sa
 
-from core.db import db, utcnow
+from core import clock
+from core.db import db
 from core.models import Partner
 from modules.metering.campaigns import create_due_requests, due_date_for, mark_overdue, request_now
-from modules.metering.services import dealer_timezone, local_date, record_reading
+from modules.metering.services import record_reading
 from modules.rentals.models import Contract
 from modules.rentals.periods import Period, periods
 
@@ -54,14 +55,14 @@ def _read_contract(contract: Contract, today: dt.date, stop_at: int | None) -> N
                 values[meter] += round(DAILY_PAGES.get(meter, 10) * days * _variation(line.device.serial, period.index))
             if due < today - dt.timedelta(days=HISTORY_DAYS):
                 continue
-            taken_at = dt.datetime.combine(due, dt.time(10, 30), dealer_timezone())
+            taken_at = dt.datetime.combine(due, dt.time(10, 30), clock.timezone())
             black = 100 - (period.index * 17) % 90
             record_reading(line.device_id, taken_at, dict(values), {"black": black}, source="portal")
 
 
 def load_demo() -> None:
     """Readings, then the requests: idempotent (readings and requests are unique, emails de-duplicated)."""
-    today = local_date(utcnow())
+    today = clock.today()
     customers = dict(db.session.execute(sa.select(Partner.name, Partner.id)).all())
     contracts = db.session.scalars(sa.select(Contract).where(Contract.state == "active").order_by(Contract.id)).all()
     late = None

@@ -7,7 +7,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from core.db import db, utcnow
+from core import clock
+from core.db import db
 from modules.metering import usage as rules
 from modules.metering.models import Reading, ReadingValue
 from modules.metering.overage import (
@@ -18,7 +19,7 @@ from modules.metering.overage import (
     ended_periods,
     stay_records,
 )
-from modules.metering.services import dealer_timezone, fingerprint, local_date
+from modules.metering.services import fingerprint
 from modules.rentals.models import Contract, ContractLine
 
 
@@ -70,7 +71,7 @@ def _estimate_line(contract: Contract, line: ContractLine, as_of: dt.date) -> li
 
 
 def _store_estimate(device_id: int, day: dt.date, counters: dict[str, int]) -> Reading:
-    taken_at = dt.datetime.combine(day, dt.time(12), dealer_timezone()).astimezone(dt.UTC)
+    taken_at = dt.datetime.combine(day, dt.time(12), clock.timezone()).astimezone(dt.UTC)
     reading = Reading(
         device_id=device_id,
         taken_at=taken_at,
@@ -86,5 +87,5 @@ def _store_estimate(device_id: int, day: dt.date, counters: dict[str, int]) -> R
 
 def estimate_due_readings() -> None:
     """Periodic job: today's due estimates, committed."""
-    create_due_estimates(local_date(utcnow()))
+    create_due_estimates(clock.today())
     db.session.commit()

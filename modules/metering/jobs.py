@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from core.db import db, utcnow
+from core import clock
+from core.db import db
 from modules.metering.campaigns import run_campaigns
-from modules.metering.services import local_date
 
 
 def send_reading_requests() -> None:
     """Periodic job: run today's reading campaign (in the dealer's time zone) and commit."""
-    run_campaigns(local_date(utcnow()))
+    run_campaigns(clock.today())
     db.session.commit()

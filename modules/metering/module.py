@@ -16,7 +16,13 @@ from core.portal import register_portal_link
 def setup(ctx: ModuleContext) -> None:
     from modules.metering import admin, api, models
     from modules.metering.estimates import estimate_due_readings
-    from modules.metering.overage import OverageSource, record_billed, release_billed
+    from modules.metering.overage import (
+        OverageSource,
+        forget_usage,
+        forget_usage_on_write,
+        record_billed,
+        release_billed,
+    )
 
     ctx.add_models(models)
     register_api(ctx.app, api.readings_blp)
@@ -32,6 +38,10 @@ def setup(ctx: ModuleContext) -> None:
     # What invoicing billed is metering's state (the high-water mark): stored in invoicing's transaction.
     signals.lines_billed.connect(record_billed, sender=ctx.app, weak=False)
     signals.lines_released.connect(release_billed, sender=ctx.app, weak=False)
+    # The usage kept between `billable_lines` and `missing_readings` is dropped as soon as anything is written.
+    ctx.add_session_listener("after_flush", forget_usage)
+    ctx.add_session_listener("after_transaction_end", forget_usage)
+    ctx.add_session_listener("do_orm_execute", forget_usage_on_write)
     ctx.add_periodic_job(estimate_due_readings, "30 2 * * *")
     _setup_campaigns(ctx)
 

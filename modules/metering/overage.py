@@ -17,14 +17,14 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import event
 from sqlalchemy.orm import Session, selectinload
 
+from core import clock
+from core.clock import as_utc
 from core.db import db, utcnow
 from core.extension_points import BillableLine
 from modules.metering import usage as rules
 from modules.metering.models import COUNTING_STATUSES, BilledClosing, MeterReplacement, Reading, ReadingValue
-from modules.metering.services import as_utc, dealer_timezone
 from modules.rentals import periods as terms
 from modules.rentals.models import Allowance, Contract, ContractLine, Device, DeviceModel, MeterType
 
@@ -82,7 +82,7 @@ def _bounded(ids: set[int]) -> list[list[int]]:
 
 def load_history(contracts: list[Contract]) -> History:
     """The readings, replacements and billed closings of `contracts` and their devices."""
-    zone = dealer_timezone()
+    zone = clock.timezone()
     points: dict[tuple[int, str], list[rules.Point]] = defaultdict(list)
     replacements: dict[tuple[int, str], list[rules.Replacement]] = defaultdict(list)
     billed: dict[int, dict[tuple[int, str], dict[int, rules.Billed]]] = defaultdict(lambda: defaultdict(dict))
@@ -181,7 +181,7 @@ def _lines_by_device(contract: Contract) -> dict[int, list[ContractLine]]:
 
 def device_points(device_id: int, meter: str) -> list[rules.Point]:
     """The device's accepted and estimated counter values of `meter`, as usage points in the dealer's days."""
-    zone = dealer_timezone()
+    zone = clock.timezone()
     rows = db.session.execute(
         sa.select(Reading.id, Reading.taken_at, Reading.status, ReadingValue.value)
         .join(ReadingValue, ReadingValue.reading_id == Reading.id)
@@ -291,14 +291,13 @@ def customer_usage(customer_id: int, as_of: dt.date) -> list[tuple[Contract, dic
     return [(contract, contract_usage(contract, as_of, history)) for contract in contracts]
 
 
-@event.listens_for(Session, "after_flush")
-@event.listens_for(Session, "after_transaction_end")
-def _forget_usage(session: Session, *_args: object) -> None:
+def forget_usage(session: Session, *_args: object) -> None:
+    """Session listener (`after_flush`, `after_transaction_end`, set up in module.py): the kept usage is stale."""
     session.info.pop(_USAGE, None)
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _forget_usage_on_write(state: sa.orm.ORMExecuteState) -> None:
+def forget_usage_on_write(state: sa.orm.ORMExecuteState) -> None:
+    """Session listener (`do_orm_execute`): any write outside a flush makes the kept usage stale too."""
     if not state.is_select:
         state.session.info.pop(_USAGE, None)
 

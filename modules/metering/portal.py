@@ -20,10 +20,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm import selectinload
 
+from core import clock
 from core.auth.scoping import customer_scoped
 from core.auth.services import user_language
 from core.auth.views import csrf_failed
+from core.clock import as_utc, local_date
 from core.db import db, utcnow
 from core.models import Partner
 from core.outbox import queue_email
@@ -35,14 +38,11 @@ from modules.metering.services import (
     CLOCK_SKEW,
     KnownValue,
     MeteringError,
-    as_utc,
-    dealer_timezone,
-    last_values,
-    local_date,
+    devices_last_values,
     record_reading,
     validate_reading,
 )
-from modules.rentals.models import Contract, ContractLine, Device, MeterType
+from modules.rentals.models import Contract, ContractLine, Device, DeviceModel, MeterType
 
 bp = Blueprint(
     "metering_portal",
@@ -107,9 +107,12 @@ class Entry:
 
 
 def customer_devices(customer_id: int) -> list[Device]:
-    """The devices now on the customer's contracts."""
+    """The devices now on the customer's contracts, with the model and meters the pages show."""
     query = (
         sa.select(Device)
+        .options(
+            selectinload(Device.model).options(selectinload(DeviceModel.manufacturer), selectinload(DeviceModel.meters))
+        )
         .join(ContractLine, ContractLine.device_id == Device.id)
         .join(Contract, Contract.id == ContractLine.contract_id)
         .where(
@@ -167,7 +170,7 @@ def portal_url(endpoint: str, **values: Any) -> str:
 
 def local_time(value: dt.datetime) -> str:
     """An instant as the dealer's local date and time, in the page's language."""
-    return format_datetime(as_utc(value).astimezone(dealer_timezone()), "short", rebase=False)
+    return format_datetime(as_utc(value).astimezone(clock.timezone()), "short", rebase=False)
 
 
 def meter_label(code: str) -> str:
@@ -202,8 +205,9 @@ def build_entries(
     language = get_locale().language if get_locale() else "en"
     form = form or {}
     entries = []
+    last_of = devices_last_values(devices, customer_id)
     for device in devices:
-        last = last_values(device, customer_id)
+        last = last_of[device.id]
         meters = [
             Field(
                 name=f"d{device.id}-{meter.code}",
@@ -416,7 +420,7 @@ def index():
     return render_template(
         "metering/portal/index.html",
         devices=devices,
-        last={device.id: last_values(device, customer_id) for device in devices},
+        last=devices_last_values(devices, customer_id),
         due=due,
         requests=requests,
         recent=customer_readings(customer_id, limit=5),

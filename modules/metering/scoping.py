@@ -11,11 +11,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from core.auth.scoping import scoped_by
 from core.db import db
 from modules.metering.models import Reading
 from modules.metering.services import stays
+from modules.rentals.models import Device, DeviceModel
 
 # The end of a stay that has not ended.
 FOREVER = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
@@ -58,8 +60,15 @@ def customer_readings(
     statuses: Iterable[str] | None = None,
     limit: int | None = None,
 ) -> list[Reading]:
-    """The readings of the customer's tenure, newest first."""
-    query = sa.select(Reading).where(tenure(customer_id, device_ids))
+    """The readings of the customer's tenure, newest first, with the counters and device the pages show."""
+    query = (
+        sa.select(Reading)
+        .where(tenure(customer_id, device_ids))
+        .options(
+            selectinload(Reading.values),
+            selectinload(Reading.device).selectinload(Device.model).selectinload(DeviceModel.manufacturer),
+        )
+    )
     if statuses is not None:
         query = query.where(Reading.status.in_(list(statuses)))
     query = query.order_by(Reading.taken_at.desc(), Reading.id.desc())

@@ -2,30 +2,34 @@
 
 The API, the staff form, the CSV import and the customer portal all call `record_reading`, so a reading gets the same
 checks and the same messages whichever door it comes through. Errors are collected per field (`taken_at`,
-`counters.bw`, `supplies.cyan`) and raised together as one `MeteringError`; nothing is written when any is wrong.
+`counters.bw`, `supplies.cyan`) and raised together as one `core.validation.ValidationError`; nothing is written
+when any is wrong.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
+from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import selectinload
 
-from core import audit
-from core.db import db, savepoint_committed, utcnow
+from core import audit, clock
+from core.clock import as_utc, day_start, local_date
+from core.db import db, on_commit, utcnow
 from core.settings import get_setting
 from core.signals import reading_accepted
+from core.validation import MAX_COUNTER as MAX_COUNTER
+from core.validation import Checker, ValidationError, fail
 from modules.metering.models import (
     READING_SOURCES,
     SUPPLY_COLOURS,
@@ -36,27 +40,18 @@ from modules.metering.models import (
 )
 from modules.rentals.models import Contract, ContractLine, Device
 
-# A counter has at most 12 digits: anything longer is a typing mistake (no copier prints a trillion pages).
-MAX_COUNTER_DIGITS = 12
-MAX_COUNTER = 10**MAX_COUNTER_DIGITS - 1
 # Device clocks and browsers drift: a reading a few minutes "in the future" is still now.
 CLOCK_SKEW = dt.timedelta(minutes=5)
-DEFAULT_TIMEZONE = "Europe/Rome"
 DEFAULT_JUMP_FACTOR = 3
 DEFAULT_JUMP_MIN_HISTORY_DAYS = 30
 DEFAULT_JUMP_MIN_PAGES = 500
 # Channels that people and devices use; `estimate` readings are made only by the estimate service.
 ENTRY_SOURCES = tuple(source for source in READING_SOURCES if source != "estimate")
 INTEGER_RE = re.compile(r"\s*\d+\s*")
-ACCEPTED_KEY = "metering_accepted"
 
 
-class MeteringError(Exception):
-    """Invalid input: `errors` maps each field (dotted path) to a message for the user."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
-        self.errors = errors
+# The name the API, the portal and the CSV import catch: core's ValidationError itself.
+MeteringError = ValidationError
 
 
 @dataclass
@@ -113,40 +108,13 @@ class KnownValue:
     what: str
 
 
-# Time
-
-
-def dealer_timezone() -> ZoneInfo:
-    """The dealer's time zone (setting `metering.timezone`): reading dates and period days are in it."""
-    try:
-        return ZoneInfo(str(get_setting("metering.timezone", DEFAULT_TIMEZONE)))
-    except (ZoneInfoNotFoundError, ValueError):
-        current_app.logger.warning("metering.timezone is not a known time zone; using %s", DEFAULT_TIMEZONE)
-        return ZoneInfo(DEFAULT_TIMEZONE)
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """An aware datetime in UTC; a naive one read back from SQLite is already UTC."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def local_date(value: dt.datetime) -> dt.date:
-    """The dealer's calendar day of an instant."""
-    return as_utc(value).astimezone(dealer_timezone()).date()
-
-
-def day_start(day: dt.date) -> dt.datetime:
-    """The first instant of the dealer's calendar day `day`, in UTC."""
-    return dt.datetime.combine(day, dt.time(), dealer_timezone()).astimezone(dt.UTC)
-
-
-def parse_taken_at(errors: dict[str, str], name: str, value: Any) -> dt.datetime | None:
+def parse_taken_at(check: Checker, name: str, value: Any) -> dt.datetime | None:
     """An aware UTC datetime from a datetime, a date or ISO text; a time without zone is the dealer's local time.
 
     A date alone means noon of that day, so it stays on that day in every time zone near the dealer's.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
-        errors.setdefault(name, _("This field is required."))
+        check.fail(name, _("This field is required."))
         return None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time(12))
@@ -159,55 +127,17 @@ def parse_taken_at(errors: dict[str, str], name: str, value: Any) -> dt.datetime
                 else dt.datetime.fromisoformat(text.replace(" ", "T", 1))
             )
         except ValueError:
-            errors.setdefault(name, _("Not a date and time (YYYY-MM-DD HH:MM): %(value)s", value=text[:40]))
+            check.fail(name, _("Not a date and time (YYYY-MM-DD HH:MM): %(value)s", value=text[:40]))
             return None
     if not isinstance(value, dt.datetime):
-        errors.setdefault(name, _("Not a date and time (YYYY-MM-DD HH:MM): %(value)s", value=str(value)[:40]))
+        check.fail(name, _("Not a date and time (YYYY-MM-DD HH:MM): %(value)s", value=str(value)[:40]))
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dealer_timezone())
+        value = value.replace(tzinfo=clock.timezone())
     if not 1990 <= value.year <= 2199:
-        errors.setdefault(name, _("The year must be between %(min)d and %(max)d.", min=1990, max=2199))
+        check.fail(name, _("The year must be between %(min)d and %(max)d.", min=1990, max=2199))
         return None
     return value.astimezone(dt.UTC).replace(microsecond=0)
-
-
-def _parse_count(errors: dict[str, str], name: str, value: Any, label: str) -> int | None:
-    """A counter: a whole number, not negative, at most MAX_COUNTER_DIGITS digits; digit strings are accepted."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        errors.setdefault(name, _("The %(meter)s counter is empty.", meter=label))
-        return None
-    if isinstance(value, bool | float) or not isinstance(value, int | str):
-        errors.setdefault(name, _("The %(meter)s counter is not a whole number: %(value)s", meter=label, value=value))
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("-") and text[1:].strip().isdigit():
-            errors.setdefault(name, _("The %(meter)s counter must not be negative.", meter=label))
-            return None
-        if not INTEGER_RE.fullmatch(text):
-            errors.setdefault(
-                name, _("The %(meter)s counter is not a whole number: %(value)s", meter=label, value=text[:40])
-            )
-            return None
-        if len(text.lstrip("0")) > MAX_COUNTER_DIGITS:
-            errors.setdefault(
-                name,
-                _("The %(meter)s counter has more than %(digits)d digits.", meter=label, digits=MAX_COUNTER_DIGITS),
-            )
-            return None
-        value = int(text)
-    if value < 0:
-        errors.setdefault(name, _("The %(meter)s counter must not be negative.", meter=label))
-        return None
-    if value > MAX_COUNTER:
-        errors.setdefault(name, _too_long(label))
-        return None
-    return value
-
-
-def _too_long(label: str) -> str:
-    return _("The %(meter)s counter has more than %(digits)d digits.", meter=label, digits=MAX_COUNTER_DIGITS)
 
 
 # History
@@ -226,31 +156,56 @@ def replacements(device_id: int, meter: str | None = None) -> list[MeterReplacem
     return list(db.session.scalars(query.order_by(MeterReplacement.date, MeterReplacement.id)))
 
 
+def _replacements_by_meter(device_ids: list[int]) -> dict[tuple[int, str], list[MeterReplacement]]:
+    """The replacements of the devices' meters, oldest first, by (device id, meter): one query for all devices."""
+    query = sa.select(MeterReplacement).where(MeterReplacement.device_id.in_(device_ids))
+    found: dict[tuple[int, str], list[MeterReplacement]] = defaultdict(list)
+    for event in db.session.scalars(query.order_by(MeterReplacement.date, MeterReplacement.id)):
+        found[(event.device_id, event.meter)].append(event)
+    return found
+
+
 def known_values(device_id: int, meter: str, exclude_id: int | None = None) -> list[KnownValue]:
     """The counter values the device is known to have had on `meter`, oldest first.
 
     Accepted actual readings (estimates are guesses and pending readings are not confirmed) and the counters with
     which the device joined and left contracts.
     """
+    return _known_values_by_meter([device_id], meter, exclude_id).get((device_id, meter), [])
+
+
+def _known_values_by_meter(
+    device_ids: list[int], meter: str | None = None, exclude_id: int | None = None
+) -> dict[tuple[int, str], list[KnownValue]]:
+    """known_values of the devices' meters (all of them, or `meter`) by (device id, meter), in two queries."""
     query = (
-        sa.select(Reading.taken_at, ReadingValue.value)
+        sa.select(Reading.device_id, ReadingValue.meter, Reading.taken_at, ReadingValue.value)
         .join(ReadingValue, ReadingValue.reading_id == Reading.id)
-        .where(Reading.device_id == device_id, ReadingValue.meter == meter, Reading.status == "accepted")
+        .where(Reading.device_id.in_(device_ids), Reading.status == "accepted")
     )
+    if meter is not None:
+        query = query.where(ReadingValue.meter == meter)
     if exclude_id is not None:
         query = query.where(Reading.id != exclude_id)
-    values = [KnownValue(as_utc(at), value, "reading") for at, value in db.session.execute(query)]
-    lines = db.session.scalars(sa.select(ContractLine).where(ContractLine.device_id == device_id))
+    values: dict[tuple[int, str], list[KnownValue]] = defaultdict(list)
+    for device_id, code, at, value in db.session.execute(query):
+        values[(device_id, code)].append(KnownValue(as_utc(at), value, "reading"))
+    lines = db.session.scalars(
+        sa.select(ContractLine)
+        .where(ContractLine.device_id.in_(device_ids))
+        .options(selectinload(ContractLine.counters))
+    )
     for line in lines:
         for counter in line.counters:
-            if counter.meter != meter:
+            if meter is not None and counter.meter != meter:
                 continue
-            values.append(KnownValue(day_start(line.start_date), counter.start_value, "installation"))
+            known = values[(line.device_id, counter.meter)]
+            known.append(KnownValue(day_start(line.start_date), counter.start_value, "installation"))
             if line.end_date is not None and counter.end_value is not None:
                 # The final counters are read at the end of the device's last day on the contract.
                 end = day_start(line.end_date + dt.timedelta(days=1)) - dt.timedelta(seconds=1)
-                values.append(KnownValue(end, counter.end_value, "final"))
-    return sorted(values, key=lambda known: known.at)
+                known.append(KnownValue(end, counter.end_value, "final"))
+    return {key: sorted(known, key=lambda value: value.at) for key, known in values.items()}
 
 
 def stays(customer_id: int, device_ids: list[int] | None = None) -> list[Stay]:
@@ -272,7 +227,34 @@ def last_values(device: Device, customer_id: int | None = None) -> dict[str, Kno
     For a customer, only the values known while the device was on its contracts: a device that moved on shows the
     customer its own last counters, never those of whoever has it now.
     """
-    held = None if customer_id is None else stays(customer_id, [device.id])
+    return devices_last_values([device], customer_id)[device.id]
+
+
+def devices_last_values(devices: list[Device], customer_id: int | None = None) -> dict[int, dict[str, KnownValue]]:
+    """last_values of each device, by device id, in the same few queries for one device or a hundred."""
+    device_ids = [device.id for device in devices]
+    if not device_ids:
+        return {}
+    held: dict[int, list[Stay]] | None = None
+    if customer_id is not None:
+        held = defaultdict(list)
+        for stay in stays(customer_id, device_ids):
+            held[stay.device_id].append(stay)
+    known = _known_values_by_meter(device_ids)
+    events = _replacements_by_meter(device_ids)
+    return {
+        device.id: _last_values(device, known, events, None if held is None else held.get(device.id, []))
+        for device in devices
+    }
+
+
+def _last_values(
+    device: Device,
+    known: dict[tuple[int, str], list[KnownValue]],
+    events: dict[tuple[int, str], list[MeterReplacement]],
+    held: list[Stay] | None,
+) -> dict[str, KnownValue]:
+    """One device's last values from what devices_last_values read; `held`: the customer's stays (None: staff)."""
     if held == []:
         return {}
     until = None
@@ -280,9 +262,9 @@ def last_values(device: Device, customer_id: int | None = None) -> dict[str, Kno
         until = max(stay.end_at for stay in held) - dt.timedelta(seconds=1)
     result = {}
     for meter in device.model.meter_codes:
-        segment = _current_segment(device.id, meter, known_values(device.id, meter), until)
+        segment = _segment(events.get((device.id, meter), []), known.get((device.id, meter), []), until)
         if held is not None:
-            segment = [known for known in segment if any(stay.covers(known.at) for stay in held)]
+            segment = [value for value in segment if any(stay.covers(value.at) for stay in held)]
         if segment:
             result[meter] = segment[-1]
     return result
@@ -290,7 +272,11 @@ def last_values(device: Device, customer_id: int | None = None) -> dict[str, Kno
 
 def _current_segment(device_id: int, meter: str, values: list[KnownValue], at: dt.datetime | None) -> list[KnownValue]:
     """The values read on the meter in place at `at` (None: now): those since its last replacement, plus its start."""
-    events = replacements(device_id, meter)
+    return _segment(replacements(device_id, meter), values, at)
+
+
+def _segment(events: list[MeterReplacement], values: list[KnownValue], at: dt.datetime | None) -> list[KnownValue]:
+    """_current_segment given the meter's replacements, oldest first."""
     later = [event for event in events if at is not None and day_start(event.date) > at]
     if later:
         # Values read after the next replacement belong to the meter that replaced this one.
@@ -327,26 +313,26 @@ def validate_reading(
     exclude_id: int | None = None,
     customer_id: int | None = None,
 ) -> Checked:
-    """Check a reading as every channel must; raise MeteringError naming each bad field, or return its status.
+    """Check a reading as every channel must; raise ValidationError naming each bad field, or return its status.
 
     Returns status `accepted`, or `pending_review` with the reason when a counter jumps far beyond the device's usual
     volume; `warnings` lists the device's meters that were not given. A reading sent by a customer (`customer_id`)
     must be dated while the device was on one of that customer's contracts.
     """
-    errors: dict[str, str] = {}
+    check = Checker()
     now = as_utc(now or utcnow())
-    device = _check_device(errors, device_id)
-    source = _check_source(errors, source)
-    when = parse_taken_at(errors, "taken_at", taken_at)
+    device = _check_device(check, device_id)
+    source = _check_source(check, source)
+    when = parse_taken_at(check, "taken_at", taken_at)
     if when is not None and when > now + CLOCK_SKEW:
-        errors.setdefault("taken_at", _("The reading is dated in the future (%(when)s).", when=show_time(when)))
+        check.fail("taken_at", _("The reading is dated in the future (%(when)s).", when=show_time(when)))
     if (
         customer_id is not None
         and device is not None
         and when is not None
         and not any(stay.covers(when) for stay in stays(customer_id, [device.id]))
     ):
-        errors.setdefault(
+        check.fail(
             "taken_at",
             _(
                 "The reading date %(date)s is outside the time device %(serial)s has been on your contracts.",
@@ -359,7 +345,7 @@ def validate_reading(
             sa.select(sa.func.min(ContractLine.start_date)).where(ContractLine.device_id == device.id)
         )
         if first is not None and local_date(when) < first:
-            errors.setdefault(
+            check.fail(
                 "taken_at",
                 _(
                     "Device %(serial)s was installed on %(date)s, after this reading's date.",
@@ -367,93 +353,94 @@ def validate_reading(
                     date=first,
                 ),
             )
-    clean_counters = _check_counters(errors, device, counters)
-    clean_supplies = _check_supplies(errors, device, supplies)
-    if errors:
-        raise MeteringError(errors)
+    clean_counters = _check_counters(check, device, counters)
+    clean_supplies = _check_supplies(check, device, supplies)
+    check.raise_if_any()
     checked = Checked(device, when, clean_counters, clean_supplies, source)
     missing = [meter for meter in device.model.meter_codes if meter not in clean_counters]
     if missing:
         checked.warnings.append(_("No counter given for: %(meters)s.", meters=", ".join(missing)))
-    _check_history(errors, checked, exclude_id)
-    if errors:
-        raise MeteringError(errors)
+    _check_history(check, checked, exclude_id)
+    check.raise_if_any()
     return checked
 
 
 def show_time(when: dt.datetime) -> str:
     """An instant as the dealer reads it: local date and time."""
-    return as_utc(when).astimezone(dealer_timezone()).strftime("%Y-%m-%d %H:%M")
+    return as_utc(when).astimezone(clock.timezone()).strftime("%Y-%m-%d %H:%M")
 
 
-def _check_device(errors: dict[str, str], device_id: Any) -> Device | None:
+def _check_device(check: Checker, device_id: Any) -> Device | None:
     if isinstance(device_id, Device):
         return device_id
     if isinstance(device_id, str) and device_id.strip().isdigit():
         device_id = int(device_id)
     if isinstance(device_id, bool) or not isinstance(device_id, int):
-        errors["device_id"] = _("Choose a device.")
+        check.fail("device_id", _("Choose a device."))
         return None
     device = db.session.get(Device, device_id) if 0 < device_id < 2**31 else None
     if device is None:
-        errors["device_id"] = _("There is no device with id %(id)s.", id=device_id)
+        check.fail("device_id", _("There is no device with id %(id)s.", id=device_id))
     return device
 
 
-def _check_source(errors: dict[str, str], source: Any) -> str:
+def _check_source(check: Checker, source: Any) -> str:
     if source in ENTRY_SOURCES:
         return source
-    errors["source"] = _("Choose one of: %(choices)s", choices=", ".join(ENTRY_SOURCES))
+    check.fail("source", _("Choose one of: %(choices)s", choices=", ".join(ENTRY_SOURCES)))
     return "staff"
 
 
-def _check_counters(errors: dict[str, str], device: Device | None, counters: Any) -> dict[str, int]:
+def _check_counters(check: Checker, device: Device | None, counters: Any) -> dict[str, int]:
     if not isinstance(counters, dict) or not counters:
-        errors["counters"] = _("Give at least one counter.")
+        check.fail("counters", _("Give at least one counter."))
         return {}
     meters = device.model.meter_codes if device is not None else None
     clean = {}
     for meter, value in counters.items():
         name = f"counters.{str(meter)[:40]}"
         if meters is not None and meter not in meters:
-            errors[name] = _(
-                "Device %(serial)s has no %(meter)s meter (it has %(meters)s).",
-                serial=device.serial,
-                meter=str(meter)[:40],
-                meters=", ".join(meters),
+            check.fail(
+                name,
+                _(
+                    "Device %(serial)s has no %(meter)s meter (it has %(meters)s).",
+                    serial=device.serial,
+                    meter=str(meter)[:40],
+                    meters=", ".join(meters),
+                ),
             )
             continue
-        number = _parse_count(errors, name, value, str(meter))
+        number = check.counter(name, value, str(meter))
         if number is not None:
             clean[meter] = number
     return clean
 
 
-def _check_supplies(errors: dict[str, str], device: Device | None, supplies: Any) -> dict[str, int]:
+def _check_supplies(check: Checker, device: Device | None, supplies: Any) -> dict[str, int]:
     if supplies is None or supplies == {}:
         return {}
     if not isinstance(supplies, dict):
-        errors["supplies"] = _("Not a list of toner levels.")
+        check.fail("supplies", _("Not a list of toner levels."))
         return {}
     colours = SUPPLY_COLOURS if device is None or device.model.color else ("black",)
     clean = {}
     for colour, value in supplies.items():
         name = f"supplies.{str(colour)[:40]}"
         if colour not in colours:
-            errors[name] = _(
-                "Unknown toner colour %(colour)s: use %(colours)s.", colour=colour, colours=", ".join(colours)
+            check.fail(
+                name, _("Unknown toner colour %(colour)s: use %(colours)s.", colour=colour, colours=", ".join(colours))
             )
             continue
         if isinstance(value, str) and INTEGER_RE.fullmatch(value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-            errors[name] = _("The %(colour)s toner level must be a whole percent from 0 to 100.", colour=colour)
+            check.fail(name, _("The %(colour)s toner level must be a whole percent from 0 to 100.", colour=colour))
             continue
         clean[colour] = value
     return clean
 
 
-def _check_history(errors: dict[str, str], checked: Checked, exclude_id: int | None) -> None:
+def _check_history(check: Checker, checked: Checked, exclude_id: int | None) -> None:
     """Counters must not go backwards (without a replacement) and should not jump far beyond the usual volume."""
     factor = get_setting("metering.jump_factor", DEFAULT_JUMP_FACTOR)
     min_days = get_setting("metering.jump_min_history_days", DEFAULT_JUMP_MIN_HISTORY_DAYS)
@@ -467,34 +454,43 @@ def _check_history(errors: dict[str, str], checked: Checked, exclude_id: int | N
         after = [known for known in segment if known.at > checked.taken_at]
         same = [k for k in before if k.at == checked.taken_at and k.what == "reading" and k.value != value]
         if same:
-            errors[name] = _(
-                "The %(meter)s counter %(value)s differs from the one already recorded at the same time, "
-                "%(last)s on %(date)s.",
-                meter=meter,
-                value=value,
-                last=same[0].value,
-                date=show_time(same[0].at),
+            check.fail(
+                name,
+                _(
+                    "The %(meter)s counter %(value)s differs from the one already recorded at the same time, "
+                    "%(last)s on %(date)s.",
+                    meter=meter,
+                    value=value,
+                    last=same[0].value,
+                    date=show_time(same[0].at),
+                ),
             )
             continue
         if before and value < max(known.value for known in before):
             previous = max(before, key=lambda known: known.value)
-            errors[name] = _(
-                "The %(meter)s counter %(value)s is lower than the last one, %(last)s on %(date)s. "
-                "If the meter was replaced or reset, record that first.",
-                meter=meter,
-                value=value,
-                last=previous.value,
-                date=show_time(previous.at),
+            check.fail(
+                name,
+                _(
+                    "The %(meter)s counter %(value)s is lower than the last one, %(last)s on %(date)s. "
+                    "If the meter was replaced or reset, record that first.",
+                    meter=meter,
+                    value=value,
+                    last=previous.value,
+                    date=show_time(previous.at),
+                ),
             )
             continue
         if after and value > min(known.value for known in after):
             following = min(after, key=lambda known: known.value)
-            errors[name] = _(
-                "The %(meter)s counter %(value)s is higher than a later one, %(later)s on %(date)s.",
-                meter=meter,
-                value=value,
-                later=following.value,
-                date=show_time(following.at),
+            check.fail(
+                name,
+                _(
+                    "The %(meter)s counter %(value)s is higher than a later one, %(later)s on %(date)s.",
+                    meter=meter,
+                    value=value,
+                    later=following.value,
+                    date=show_time(following.at),
+                ),
             )
             continue
         average = _average_daily_pages(before, min_days)
@@ -550,7 +546,7 @@ def record_reading(
 ) -> Recorded:
     """Validate and store a reading; the same device, instant and counters again returns the stored one.
 
-    Raises MeteringError (nothing written) when a field is wrong. An accepted reading emits `reading_accepted`.
+    Raises ValidationError (nothing written) when a field is wrong. An accepted reading emits `reading_accepted`.
     `customer_id`: the customer sending it, whose tenure the reading must fall in. The caller commits; the device
     stays locked until then.
     """
@@ -593,14 +589,14 @@ def record_reading(
 
 def _existing(device_id: Any, taken_at: Any, counters: Any) -> Reading | None:
     """The stored reading identical to this one, when the input is clean enough to tell."""
-    errors: dict[str, str] = {}
-    device = _check_device(errors, device_id)
-    when = parse_taken_at(errors, "taken_at", taken_at)
+    check = Checker()
+    device = _check_device(check, device_id)
+    when = parse_taken_at(check, "taken_at", taken_at)
     if device is None or when is None or not isinstance(counters, dict):
         return None
     clean = {}
     for meter, value in counters.items():
-        number = _parse_count(errors, "counter", value, str(meter))
+        number = check.counter("counter", value, str(meter))
         if number is None:
             return None
         clean[meter] = number
@@ -609,30 +605,17 @@ def _existing(device_id: Any, taken_at: Any, counters: Any) -> Reading | None:
 
 def _emit_accepted(reading: Reading) -> None:
     # Sent after commit: a receiver then always finds the reading, and a preview that rolls back sends nothing.
-    db.session.info.setdefault(ACCEPTED_KEY, []).append((reading.id, reading.device_id))
-
-
-@event.listens_for(Session, "after_commit")
-def _send_accepted(session: Session) -> None:
-    if savepoint_committed(session):
-        return
-    accepted = session.info.pop(ACCEPTED_KEY, [])
-    if accepted and has_app_context():
-        app = current_app._get_current_object()
-        for reading_id, device_id in accepted:
-            reading_accepted.send(app, reading_id=reading_id, device_id=device_id)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_accepted(session: Session, previous_transaction) -> None:
-    if not previous_transaction.nested:
-        session.info.pop(ACCEPTED_KEY, None)
+    on_commit(
+        functools.partial(
+            reading_accepted.send, current_app._get_current_object(), reading_id=reading.id, device_id=reading.device_id
+        )
+    )
 
 
 def approve_reading(reading: Reading, user_id: int | None) -> Reading:
     """Staff accept a reading held for review; it is checked again against what was recorded since."""
     if reading.status != "pending_review":
-        raise MeteringError({"status": _("Only a reading waiting for review can be accepted.")})
+        fail("status", _("Only a reading waiting for review can be accepted."))
     lock_device(reading.device_id)
     checked = validate_reading(
         reading.device_id,
@@ -655,12 +638,12 @@ def approve_reading(reading: Reading, user_id: int | None) -> Reading:
 def reject_reading(reading: Reading, user_id: int | None, reason: str) -> Reading:
     """Staff reject a reading held for review, saying why."""
     if reading.status != "pending_review":
-        raise MeteringError({"status": _("Only a reading waiting for review can be rejected.")})
+        fail("status", _("Only a reading waiting for review can be rejected."))
     reason = (reason or "").strip()
     if not reason:
-        raise MeteringError({"reason": _("Say why the reading is rejected.")})
+        fail("reason", _("Say why the reading is rejected."))
     if len(reason) > 500:
-        raise MeteringError({"reason": _("At most %(max)d characters.", max=500)})
+        fail("reason", _("At most %(max)d characters.", max=500))
     reading.status = "rejected"
     reading.reason = reason
     reading.reviewed_by = user_id
@@ -684,32 +667,38 @@ def record_replacement(
     today: dt.date | None = None,
 ) -> MeterReplacement:
     """Record that `meter` was replaced or reset on `date`; readings from that day on count from `new_start`."""
-    errors: dict[str, str] = {}
-    device = _check_device(errors, device_id)
-    day = _parse_date(errors, "date", date)
-    today = today or local_date(utcnow())
+    check = Checker()
+    device = _check_device(check, device_id)
+    day = _parse_date(check, "date", date)
+    today = today or clock.today()
     if day is not None and day > today:
-        errors["date"] = _("The date is in the future.")
+        check.fail("date", _("The date is in the future."))
     meters = device.model.meter_codes if device is not None else []
     if device is not None and meter not in meters:
-        errors["meter"] = _(
-            "Device %(serial)s has no %(meter)s meter (it has %(meters)s).",
-            serial=device.serial,
-            meter=str(meter)[:40],
-            meters=", ".join(meters),
+        check.fail(
+            "meter",
+            _(
+                "Device %(serial)s has no %(meter)s meter (it has %(meters)s).",
+                serial=device.serial,
+                meter=str(meter)[:40],
+                meters=", ".join(meters),
+            ),
         )
-    old = _parse_count(errors, "old_final", old_final, str(meter))
-    new = _parse_count(errors, "new_start", new_start, str(meter))
-    if not errors:
+    old = check.counter("old_final", old_final, str(meter))
+    new = check.counter("new_start", new_start, str(meter))
+    if not check.errors:
         lock_device(device.id)
         at = day_start(day)
         segment = _current_segment(device.id, meter, known_values(device.id, meter), at - dt.timedelta(seconds=1))
         before = [known for known in segment if known.at < at]
         if before and old < before[-1].value:
-            errors["old_final"] = _(
-                "The old meter's final value is lower than its last reading, %(last)s on %(date)s.",
-                last=before[-1].value,
-                date=show_time(before[-1].at),
+            check.fail(
+                "old_final",
+                _(
+                    "The old meter's final value is lower than its last reading, %(last)s on %(date)s.",
+                    last=before[-1].value,
+                    date=show_time(before[-1].at),
+                ),
             )
         taken = db.session.scalar(
             sa.select(MeterReplacement.id).where(
@@ -717,9 +706,8 @@ def record_replacement(
             )
         )
         if taken is not None:
-            errors["date"] = _("A replacement of this meter is already recorded on %(date)s.", date=day)
-    if errors:
-        raise MeteringError(errors)
+            check.fail("date", _("A replacement of this meter is already recorded on %(date)s.", date=day))
+    check.raise_if_any()
     event = MeterReplacement(
         device_id=device.id,
         date=day,
@@ -734,7 +722,7 @@ def record_replacement(
     return event
 
 
-def _parse_date(errors: dict[str, str], name: str, value: Any) -> dt.date | None:
+def _parse_date(check: Checker, name: str, value: Any) -> dt.date | None:
     if isinstance(value, dt.datetime):
         return local_date(value)
     if isinstance(value, dt.date):
@@ -742,9 +730,9 @@ def _parse_date(errors: dict[str, str], name: str, value: Any) -> dt.date | None
     try:
         day = dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        errors[name] = _("Not a date (YYYY-MM-DD): %(value)s", value=str(value)[:40])
+        check.fail(name, _("Not a date (YYYY-MM-DD): %(value)s", value=str(value)[:40]))
         return None
     if not 1990 <= day.year <= 2199:
-        errors[name] = _("The year must be between %(min)d and %(max)d.", min=1990, max=2199)
+        check.fail(name, _("The year must be between %(min)d and %(max)d.", min=1990, max=2199))
         return None
     return day

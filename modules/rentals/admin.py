@@ -18,11 +18,10 @@ from flask_login import current_user
 from markupsafe import Markup
 from wtforms.validators import ValidationError
 
-from core.admin import SecuredModelView, SecuredView
-from core.csv_files import decode
+from core import clock, csv_import, validation
+from core.admin import SecuredModelView
 from core.db import db
 from core.models import Partner
-from core.permissions import has_permission
 from modules.rentals import forms, imports, services
 from modules.rentals.models import (
     DEVICE_STATUSES,
@@ -189,36 +188,16 @@ class DeviceView(SecuredModelView):
         data["customer_id"] = form.customer.data.id if form.customer.data else None
         return data
 
-    def _show(self, form, error: services.RentalsError) -> None:
-        db.session.rollback()
-        for field, message in error.errors.items():
-            name = "customer" if field == "customer_id" else field
-            target = form._fields.get(name)
-            if target is not None:
-                target.errors = [*target.errors, message]
-            else:
-                flash(f"{self.column_labels.get(name, name)}: {message}", "error")
-
     def create_model(self, form):
         model = form.model.data
-        try:
-            device = services.create_device(
-                {**self._data(form), "manufacturer": model.manufacturer.name, "model": model.name}
-            )
-        except services.RentalsError as error:
-            self._show(form, error)
-            return False
-        db.session.commit()
-        return device
+        data = {**self._data(form), "manufacturer": model.manufacturer.name, "model": model.name}
+        return self.save_form(form, lambda: services.create_device(data), {"customer_id": "customer"})
 
     def update_model(self, form, model: Device) -> bool:
-        try:
-            services.update_device(model, self._data(form))
-        except services.RentalsError as error:
-            self._show(form, error)
-            return False
-        db.session.commit()
-        return True
+        saved = self.save_form(
+            form, lambda: services.update_device(model, self._data(form)), {"customer_id": "customer"}
+        )
+        return saved is not False
 
     def details_extra(self, device: Device) -> dict[str, Any]:
         lines = db.session.scalars(
@@ -233,10 +212,6 @@ class DeviceView(SecuredModelView):
             abort(404)
         self._template_args.update(self.details_extra(device))
         return super().details_view()
-
-
-def _messages(error: services.RentalsError, labels: dict) -> str:
-    return " ".join(f"{labels.get(field.split('.')[0], field)}: {message}" for field, message in error.errors.items())
 
 
 class ContractView(SecuredModelView):
@@ -299,7 +274,7 @@ class ContractView(SecuredModelView):
         data, fields = forms.form_data(form)
         try:
             contract = services.create_contract(data) if contract is None else services.update_contract(contract, data)
-        except services.RentalsError as error:
+        except validation.ValidationError as error:
             db.session.rollback()
             self._template_args["form_errors"] = forms.show_errors(error.errors, fields)
             forms.add_spare_rows(form)
@@ -350,7 +325,7 @@ class ContractView(SecuredModelView):
         return self._details(contract)
 
     def _details(self, contract: Contract, errors: dict[str, str] | None = None, action: str = "", status: int = 200):
-        until = max(dt.date.today(), contract.start_date) + dt.timedelta(days=366)
+        until = max(clock.today(), contract.start_date) + dt.timedelta(days=366)
         all_periods = services.contract_periods(contract, until)
         free_devices = db.session.scalars(
             sa.select(Device)
@@ -375,7 +350,7 @@ class ContractView(SecuredModelView):
                 errors=errors or {},
                 action=action,
                 values=request.form,
-                today=dt.date.today(),
+                today=clock.today(),
                 price=price,
                 percent=percent,
             ),
@@ -397,7 +372,7 @@ class ContractView(SecuredModelView):
             abort(404)
         try:
             message = run(contract)
-        except services.RentalsError as error:
+        except validation.ValidationError as error:
             db.session.rollback()
             contract = self.get_one(str(contract.id))
             return self._details(contract, error.errors, request.form.get("action", ""), 422)
@@ -453,49 +428,7 @@ def _language() -> str:
     return getattr(current_user, "language", None) or "en"
 
 
-class ImportView(SecuredView):
+class ImportView(csv_import.ImportView):
     """Upload a CSV of devices or contracts, see every row's errors, then write all rows or none."""
 
-    permission = "admin.access"
-    KINDS = {
-        "devices": ("devices.edit", imports.import_devices),
-        "contracts": ("contracts.edit", imports.import_contracts),
-    }
-
-    def _allowed(self, kind: str) -> bool:
-        return kind in self.KINDS and has_permission(current_user, self.KINDS[kind][0])
-
-    @expose("/")
-    def index(self):
-        kinds = [kind for kind in self.KINDS if self._allowed(kind)]
-        if not kinds:
-            abort(403)
-        return self.render("admin/rentals_import.html", kinds=kinds, result=None, kind=None, content="")
-
-    @expose("/template/<kind>.csv")
-    def template(self, kind: str):
-        if not self._allowed(kind):
-            abort(404)
-        return Response(
-            imports.template_csv(kind),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f"attachment; filename=copydesk-{kind}.csv"},
-        )
-
-    @expose("/run/", methods=("POST",))
-    def run(self):
-        kind = request.form.get("kind", "")
-        if not self._allowed(kind):
-            abort(403)
-        upload = request.files.get("file")
-        content = decode(upload.read()) if upload and upload.filename else request.form.get("content", "")
-        if not content.strip():
-            flash(_("Choose a CSV file."), "error")
-            return redirect(url_for(".index"))
-        commit = request.form.get("step") == "import"
-        result = self.KINDS[kind][1](content, commit=commit)
-        if commit and result.ok:
-            flash(_("%(count)d rows imported.", count=result.written), "success")
-            return redirect(url_for(".index"))
-        kinds = [k for k in self.KINDS if self._allowed(k)]
-        return self.render("admin/rentals_import.html", kinds=kinds, result=result, kind=kind, content=content)
+    importers = (imports.DeviceImporter, imports.ContractImporter)

@@ -8,20 +8,28 @@ import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 from sqlalchemy import Select
+from sqlalchemy.orm import selectinload
 
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
-from core.api.errors import ApiProblem
 from core.api.fields import Boolean, DecimalString, Integer, String, UtcDateTime
+from core.api.helpers import ID_PATH, answering, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
-from core.db import db
+from core.db import contains, db
 from modules.rentals import services
-from modules.rentals.models import CONTRACT_STATES, DEVICE_STATUSES, Contract, Device, Manufacturer
+from modules.rentals.models import (
+    CONTRACT_STATES,
+    DEVICE_STATUSES,
+    Allowance,
+    Contract,
+    ContractLine,
+    Device,
+    DeviceModel,
+    Manufacturer,
+)
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
 
-MAX_ID = 2**31 - 1
-ID_PATH = f"int(min=1, max={MAX_ID})"
 MAX_COUNTER = services.MAX_COUNTER
 
 devices_blp = ApiBlueprint(
@@ -30,10 +38,6 @@ devices_blp = ApiBlueprint(
 contracts_blp = ApiBlueprint(
     "rentals_contracts", __name__, url_prefix="/contracts", description="Cost-per-copy contracts and their devices."
 )
-
-
-def _id(**kwargs: Any) -> Integer:
-    return Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 Counters = ma.fields.Dict(
@@ -59,7 +63,7 @@ class DeviceSchema(ma.Schema):
     asset_tag = String(allow_none=True, validate=ma.validate.Length(max=60))
     ip_address = String(allow_none=True, validate=ma.validate.Length(max=45))
     status = String(validate=ma.validate.OneOf(DEVICE_STATUSES))
-    customer_id = _id(allow_none=True, metadata={"description": "The customer where the device stands."})
+    customer_id = id_field(allow_none=True, metadata={"description": "The customer where the device stands."})
     site = String(allow_none=True, validate=ma.validate.Length(max=200))
     notes = String(allow_none=True, validate=ma.validate.Length(max=10_000))
     contract_id = Integer(dump_only=True, allow_none=True)
@@ -67,7 +71,7 @@ class DeviceSchema(ma.Schema):
 
     @ma.pre_dump
     def _flatten(self, device: Device, **kwargs: Any) -> dict[str, Any]:
-        line = services.open_line(device)
+        line = device.open_line
         return {
             **{key: getattr(device, key) for key in ("id", "serial", "asset_tag", "ip_address", "status", "site")},
             **{key: getattr(device, key) for key in ("customer_id", "notes", "created_at")},
@@ -83,30 +87,28 @@ class DevicePatchSchema(ma.Schema):
     asset_tag = String(allow_none=True, validate=ma.validate.Length(max=60))
     ip_address = String(allow_none=True, validate=ma.validate.Length(max=45))
     status = String(validate=ma.validate.OneOf(DEVICE_STATUSES))
-    customer_id = _id(allow_none=True)
+    customer_id = id_field(allow_none=True)
     site = String(allow_none=True, validate=ma.validate.Length(max=200))
     notes = String(allow_none=True, validate=ma.validate.Length(max=10_000))
 
 
 class DeviceListArgs(PageArgs):
-    customer_id = _id(metadata={"description": "Only the devices standing at this customer."})
+    customer_id = id_field(metadata={"description": "Only the devices standing at this customer."})
     serial = String(validate=ma.validate.Length(max=60), metadata={"description": "Part of the serial number."})
 
 
-def _problem(error: services.RentalsError) -> ApiProblem:
-    db.session.rollback()
-    return ApiProblem(422, errors=error.errors)
-
-
 def _visible_devices() -> Select:
-    return customer_scoped(db.select(Device), Device.customer_id, api_user())
+    """The devices the token may see, with everything DeviceSchema shows loaded in a few queries for the whole page."""
+    query = db.select(Device).options(
+        selectinload(Device.manufacturer),
+        selectinload(Device.model).selectinload(DeviceModel.meters),
+        selectinload(Device.open_line),
+    )
+    return customer_scoped(query, Device.customer_id, api_user())
 
 
 def _get_device(device_id: int) -> Device:
-    device = db.session.scalars(_visible_devices().where(Device.id == device_id)).first()
-    if device is None:
-        raise ApiProblem(404)
-    return device
+    return get_or_404(_visible_devices().where(Device.id == device_id))
 
 
 @devices_blp.route("")
@@ -123,8 +125,7 @@ class Devices(MethodView):
         if args.get("customer_id"):
             query = query.where(Device.customer_id == args["customer_id"])
         if args.get("serial"):
-            escaped = args["serial"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(Device.serial.ilike(f"%{services.normalize_serial(escaped)}%", escape="\\"))
+            query = query.where(contains(Device.serial, services.normalize_serial(args["serial"])))
         return paginate(query, args)
 
     @require("devices.edit")
@@ -136,11 +137,8 @@ class Devices(MethodView):
         The catalogue entry (manufacturer and model) is found by name, any case, or created with `meters`.
         The serial number is unique per manufacturer.
         """
-        try:
+        with committing():
             device = services.create_device(data)
-        except services.RentalsError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return device, 201, {"Location": url_for("rentals_devices.DeviceItem", device_id=device.id)}
 
 
@@ -163,11 +161,8 @@ class DeviceItem(MethodView):
         Only the fields sent change. Moving it to another customer records a new installation.
         """
         device = _get_device(device_id)
-        try:
+        with committing():
             services.update_device(device, data)
-        except services.RentalsError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return device
 
 
@@ -191,7 +186,7 @@ class AllowanceSchema(ma.Schema):
 
 
 class JoinSchema(ma.Schema):
-    device_id = _id(required=True)
+    device_id = id_field(required=True)
     start_date = ma.fields.Date(metadata={"description": "Defaults to the contract's start date."})
     counters = Counters
 
@@ -206,7 +201,7 @@ class LineSchema(ma.Schema):
 
 
 class ContractTermsSchema(ma.Schema):
-    customer_id = _id()
+    customer_id = id_field()
     start_date = ma.fields.Date()
     end_date = ma.fields.Date(allow_none=True)
     period_months = Integer(validate=ma.validate.OneOf(PERIOD_MONTHS))
@@ -225,7 +220,7 @@ class ContractTermsSchema(ma.Schema):
 
 
 class ContractCreateSchema(ContractTermsSchema):
-    customer_id = _id(required=True)
+    customer_id = id_field(required=True)
     start_date = ma.fields.Date(required=True)
     devices = ma.fields.List(ma.fields.Nested(JoinSchema), validate=ma.validate.Length(max=500))
 
@@ -269,7 +264,7 @@ class ContractSchema(ContractTermsSchema):
 
 
 class ContractListArgs(PageArgs):
-    customer_id = _id()
+    customer_id = id_field()
     state = String(validate=ma.validate.OneOf(CONTRACT_STATES))
 
 
@@ -281,7 +276,7 @@ class RemoveSchema(ma.Schema):
 class SwapSchema(ma.Schema):
     date = ma.fields.Date(required=True, metadata={"description": "Last day of the old device, first of the new."})
     end_counters = Counters
-    new_device_id = _id(required=True)
+    new_device_id = id_field(required=True)
     counters = Counters
 
 
@@ -316,14 +311,16 @@ class PeriodSchema(ma.Schema):
 
 
 def _visible_contracts() -> Select:
-    return customer_scoped(db.select(Contract), Contract.customer_id, api_user())
+    """The contracts the token may see, with everything ContractSchema shows loaded in a few queries for the page."""
+    query = db.select(Contract).options(
+        selectinload(Contract.allowances).selectinload(Allowance.bands),
+        selectinload(Contract.lines).options(selectinload(ContractLine.counters), selectinload(ContractLine.device)),
+    )
+    return customer_scoped(query, Contract.customer_id, api_user())
 
 
 def _get_contract(contract_id: int) -> Contract:
-    contract = db.session.scalars(_visible_contracts().where(Contract.id == contract_id)).first()
-    if contract is None:
-        raise ApiProblem(404)
-    return contract
+    return get_or_404(_visible_contracts().where(Contract.id == contract_id))
 
 
 def _contract_location(contract: Contract) -> dict[str, str]:
@@ -356,11 +353,8 @@ class Contracts(MethodView):
         With its allowances and devices; `state` is `active` when it has at least one device, else `draft`.
         Bands must ascend and end with one unbounded band; counters are needed for every meter of each device.
         """
-        try:
+        with committing():
             contract = services.create_contract(data)
-        except services.RentalsError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return contract, 201, _contract_location(contract)
 
 
@@ -384,11 +378,8 @@ class ContractItem(MethodView):
         active ⇄ suspended, and to ended once every device has left.
         """
         contract = _get_contract(contract_id)
-        try:
+        with committing():
             services.update_contract(contract, data)
-        except services.RentalsError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return contract
 
 
@@ -404,13 +395,10 @@ class ContractDevices(MethodView):
         The device joins on `start_date` with its counters; a draft contract becomes active.
         """
         contract = _get_contract(contract_id)
-        try:
+        with committing():
             services.add_device(
                 contract, data["device_id"], data.get("start_date") or contract.start_date, data.get("counters")
             )
-        except services.RentalsError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return contract, 201, _contract_location(contract)
 
 
@@ -426,11 +414,8 @@ class ContractDeviceRemove(MethodView):
         `end_date` is its last day on the contract and `counters` its final counters, which close its last period.
         """
         contract = _get_contract(contract_id)
-        try:
+        with committing():
             services.remove_device(contract, device_id, data["end_date"], data.get("counters"))
-        except services.RentalsError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return contract
 
 
@@ -446,13 +431,10 @@ class ContractDeviceSwap(MethodView):
         In one step the device leaves on `date` with `end_counters` and `new_device_id` joins on `date` with `counters`.
         """
         contract = _get_contract(contract_id)
-        try:
+        with committing():
             services.swap_device(
                 contract, device_id, data["new_device_id"], data["date"], data.get("end_counters"), data.get("counters")
             )
-        except services.RentalsError as error:
-            raise _problem(error) from None
-        db.session.commit()
         return contract
 
 
@@ -470,7 +452,5 @@ class ContractPeriods(MethodView):
         active days.
         """
         contract = _get_contract(contract_id)
-        try:
+        with answering():
             return services.contract_periods(contract, args.get("until"))
-        except services.RentalsError as error:
-            raise _problem(error) from None

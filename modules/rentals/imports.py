@@ -1,117 +1,166 @@
 """CSV import of devices and contracts: every row checked by the services, errors by row and column, all or nothing.
 
-Rows go through the same service functions as the admin and the API, one after the other in one transaction, so a
-row sees the rows before it (a serial twice in the file is caught). A row with errors writes nothing; at the end the
-whole transaction is rolled back when any row failed or when only a preview was asked, and committed otherwise.
+Rows go through the same service functions as the admin and the API, one after the other in one transaction
+(core.csv_import.Importer), so a row sees the rows before it (a serial twice in the file is caught).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from core.csv_files import read_rows
+from core.csv_import import Column, Importer, ImportResult, Problem, Row, Template
 from core.db import db
 from core.models import Partner
+from core.validation import ValidationError
 from modules.rentals import services
-from modules.rentals.models import Device
+from modules.rentals.models import DEVICE_STATUSES, Device
+from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
 
-MAX_ROWS = 5000
-DEVICE_COLUMNS = ("serial", "manufacturer", "model", "meters", "asset_tag", "ip_address", "status", "customer", "site")
-DEVICE_OPTIONAL = ("notes",)
-DEVICE_REQUIRED = ("serial", "manufacturer", "model")
-CONTRACT_COLUMNS = (
-    "customer",
-    *services.CONTRACT_TERMS,
-    "allowances",
-    "devices",
-)
-CONTRACT_REQUIRED = ("customer", "start_date")
-TEMPLATES = {
-    "devices": (
-        DEVICE_COLUMNS + DEVICE_OPTIONAL,
-        [
-            (
-                *("KY1234567", "Kyocera", "ECOSYS P2040dn", "bw", "A-001", "192.168.1.50", "installed"),
-                *("12345670157", "Reception", ""),
-            ),
-            ("W8A12345", "Canon", "imageRUNNER ADVANCE DX C3826i", "bw|color|scan", "", "", "in_stock", "", "", ""),
-        ],
-    ),
-    "contracts": (
-        CONTRACT_COLUMNS,
-        [
-            (
-                "12345670157",
-                "2026-01-01",
-                "",
-                "1",
-                "50.00",
-                "advance",
-                "10",
-                "",
-                "0",
-                "no",
-                "22",
-                "yes",
-                "12",
-                "90",
-                "Canone mensile",
-                "bw 1000 0.012; color 200 0.09",
-                "KY1234567 bw=10000",
-            ),
-        ],
-    ),
-}
 FIELD_COLUMNS = {"customer_id": "customer"}
+CUSTOMER_HELP = _l("The customer's VAT number, fiscal code or exact name.")
+DATE_HELP = _l("A date as YYYY-MM-DD.")
 
 
-@dataclass
-class ImportResult:
-    """What an import found: rows read, rows written (0 unless committed) and errors as (row, column, message)."""
+def _choices(values: tuple[Any, ...]) -> Any:
+    return _l("Choose one of: %(choices)s", choices=", ".join(map(str, values)))
 
-    rows: int = 0
-    written: int = 0
-    errors: list[tuple[int, str, str]] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+class _RentalsImporter(Importer):
+    def place(self, entry: Row, name: str, message: str) -> Problem:
+        top, _sep, rest = name.partition(".")
+        return entry.line, FIELD_COLUMNS.get(top, top), f"{_describe(top, rest)}{message}"
+
+
+class DeviceImporter(_RentalsImporter):
+    """One device per row, created like in the admin (a new model with its meters); `customer` is where it stands."""
+
+    kind = "devices"
+    title = _l("Devices")
+    permission = "devices.edit"
+    columns = (
+        Column("serial", required=True),
+        Column("manufacturer", required=True),
+        Column("model", required=True),
+        Column("meters", _l("For a new model: the meter codes, separated by | or spaces."), example="bw|color|scan"),
+        Column("asset_tag"),
+        Column("ip_address"),
+        Column("status", _choices(DEVICE_STATUSES)),
+        Column("customer", CUSTOMER_HELP),
+        Column("site"),
+        Column("notes"),
+    )
+    templates = (
+        Template(
+            "devices",
+            _l("Download the template"),
+            tuple(column.name for column in columns),
+            (
+                (
+                    *("KY1234567", "Kyocera", "ECOSYS P2040dn", "bw", "A-001", "192.168.1.50", "installed"),
+                    *("12345670157", "Reception", ""),
+                ),
+                ("W8A12345", "Canon", "imageRUNNER ADVANCE DX C3826i", "bw|color|scan", "", "", "in_stock", "", "", ""),
+            ),
+        ),
+    )
+
+    def write(self, entry: Row) -> None:
+        data = dict(entry.cells)
+        customer = _customer_id(data.pop("customer", ""))
+        if isinstance(customer, str):
+            raise ValidationError(_unknown_customer(customer))
+        services.create_device({**data, "customer_id": customer})
+
+
+CONTRACT_HELP = {
+    "start_date": DATE_HELP,
+    "end_date": DATE_HELP,
+    "period_months": _choices(PERIOD_MONTHS),
+    "fee_timing": _choices(FEE_TIMINGS),
+}
+
+
+class ContractImporter(_RentalsImporter):
+    """One contract per row, with its allowances and bands and its devices with their installation counters."""
+
+    kind = "contracts"
+    title = _l("Contracts")
+    permission = "contracts.edit"
+    columns = (
+        Column("customer", CUSTOMER_HELP, required=True),
+        *(Column(name, CONTRACT_HELP.get(name, ""), required=name == "start_date") for name in services.CONTRACT_TERMS),
+        Column(
+            "allowances",
+            _l(
+                'One per meter, separated by ";": meter, included pages, "pooled" when shared, then the bands as '
+                "UP_TO@PRICE and a last PRICE."
+            ),
+            example="bw 9000 pooled 5000@0.010 0.008; color 200 0.09",
+        ),
+        Column(
+            "devices",
+            _l('Each device\'s serial and installation counters, separated by ";".'),
+            example="KY1234567 bw=10000 color=2000; W8A12345 bw=500",
+        ),
+    )
+    templates = (
+        Template(
+            "contracts",
+            _l("Download the template"),
+            tuple(column.name for column in columns),
+            (
+                (
+                    *("12345670157", "2026-01-01", "", "1", "50.00", "advance", "10", "", "0", "no", "22", "yes"),
+                    *("12", "90", "Canone mensile", "bw 1000 0.012; color 200 0.09", "KY1234567 bw=10000"),
+                ),
+            ),
+        ),
+    )
+
+    def write(self, entry: Row) -> None:
+        data = dict(entry.cells)
+        customer = _customer_id(data.pop("customer", ""))
+        errors: dict[str, str] = {}
+        try:
+            if isinstance(customer, str):
+                errors |= _unknown_customer(customer)
+            data["allowances"] = _parse_allowances(data.get("allowances", ""), errors)
+            data["devices"] = _parse_devices(data.get("devices", ""), errors)
+            # Checked even when a cell could not be read, so the row's other errors show too; a row with any error
+            # fails the import, and the rollback at the end removes what this call may have written.
+            services.create_contract({**data, "customer_id": None if isinstance(customer, str) else customer})
+            if errors:
+                raise ValidationError(errors)
+        except ValidationError as error:
+            merged = errors | error.errors
+            if "customer" in errors:
+                merged.pop("customer_id", None)
+            raise ValidationError(merged) from None
+
+
+IMPORTERS = {importer.kind: importer for importer in (DeviceImporter, ContractImporter)}
+DEVICE_COLUMNS = DeviceImporter.templates[0].header
+CONTRACT_COLUMNS = ContractImporter.templates[0].header
 
 
 def template_csv(kind: str) -> str:
     """A CSV with the columns of `kind` and example rows, for dealers to fill in."""
-    columns, rows = TEMPLATES[kind]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return out.getvalue()
+    return IMPORTERS[kind].templates[0].csv()
 
 
-def _read(text: str, known: tuple[str, ...], required: tuple[str, ...], result: ImportResult) -> list[dict[str, str]]:
-    header, cells = read_rows(text, result.errors)
-    missing = [name for name in required if name not in header]
-    unknown = [name for name in header if name and name not in known]
-    if missing:
-        result.errors.append((1, ", ".join(missing), _("Required columns are missing.")))
-    if unknown:
-        result.errors.append((1, ", ".join(unknown), _("Unknown columns (see the template).")))
-    if result.errors:
-        return []
-    rows = []
-    for line, row in cells:
-        if len(rows) >= MAX_ROWS:
-            result.errors.append((line, "", _("At most %(max)d rows per file.", max=MAX_ROWS)))
-            break
-        rows.append({"_line": line, **row})
-    return rows
+def import_devices(text: str, commit: bool) -> ImportResult:
+    """Check (and with `commit`, write) the devices in a CSV; nothing is written when any row has an error."""
+    return DeviceImporter().run(text, commit)
+
+
+def import_contracts(text: str, commit: bool) -> ImportResult:
+    """Check (and with `commit`, write) the contracts in a CSV, one per row; nothing is written when any row fails."""
+    return ContractImporter().run(text, commit)
 
 
 def _customer_id(value: str) -> int | str | None:
@@ -136,70 +185,6 @@ def _customer_id(value: str) -> int | str | None:
 
 def _unknown_customer(value: str) -> dict[str, str]:
     return {"customer": _("No customer has the VAT number, fiscal code or name %(value)s.", value=value)}
-
-
-def _finish(result: ImportResult, commit: bool, created: int) -> ImportResult:
-    if commit and result.ok:
-        db.session.commit()
-        result.written = created
-    else:
-        db.session.rollback()
-    return result
-
-
-def import_devices(text: str, commit: bool) -> ImportResult:
-    """Check (and with `commit`, write) the devices in a CSV; nothing is written when any row has an error."""
-    result = ImportResult()
-    rows = _read(text, DEVICE_COLUMNS + DEVICE_OPTIONAL, DEVICE_REQUIRED, result)
-    result.rows = len(rows)
-    created = 0
-    for row in rows:
-        data = dict(row)
-        customer = _customer_id(data.pop("customer", ""))
-        try:
-            if isinstance(customer, str):
-                raise services.RentalsError(_unknown_customer(customer))
-            services.create_device({**data, "customer_id": customer})
-            created += 1
-        except services.RentalsError as error:
-            _add_errors(result, row["_line"], error)
-    return _finish(result, commit, created)
-
-
-def import_contracts(text: str, commit: bool) -> ImportResult:
-    """Check (and with `commit`, write) the contracts in a CSV, one per row; nothing is written when any row fails."""
-    result = ImportResult()
-    rows = _read(text, CONTRACT_COLUMNS, CONTRACT_REQUIRED, result)
-    result.rows = len(rows)
-    created = 0
-    for row in rows:
-        data = dict(row)
-        customer = _customer_id(data.pop("customer", ""))
-        errors: dict[str, str] = {}
-        try:
-            if isinstance(customer, str):
-                errors |= _unknown_customer(customer)
-            data["allowances"] = _parse_allowances(data.get("allowances", ""), errors)
-            data["devices"] = _parse_devices(data.get("devices", ""), errors)
-            # Checked even when a cell could not be read, so the row's other errors show too; a row with any error
-            # fails the import, and the rollback at the end removes what this call may have written.
-            services.create_contract({**data, "customer_id": None if isinstance(customer, str) else customer})
-            if errors:
-                raise services.RentalsError(errors)
-            created += 1
-        except services.RentalsError as error:
-            merged = errors | error.errors
-            if "customer" in errors:
-                merged.pop("customer_id", None)
-            _add_errors(result, row["_line"], services.RentalsError(merged))
-    return _finish(result, commit, created)
-
-
-def _add_errors(result: ImportResult, line: int, error: services.RentalsError) -> None:
-    for path, message in error.errors.items():
-        top, _sep, rest = path.partition(".")
-        column = FIELD_COLUMNS.get(top, top)
-        result.errors.append((line, column, f"{_describe(top, rest)}{message}"))
 
 
 def _describe(top: str, rest: str) -> str:

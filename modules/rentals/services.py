@@ -2,8 +2,8 @@
 
 Admin forms, the API and the CSV import all call these functions, so a bad value gets the same message everywhere.
 Errors are collected per field (dotted paths such as `allowances.0.bands.1.price`) and raised together as one
-`RentalsError`; nothing is written when any field is wrong. Scalar values may arrive as strings (CSV cells, form
-text) and are converted here, with the same messages.
+`core.validation.ValidationError`; nothing is written when any field is wrong. Scalar values may arrive as strings
+(CSV cells, form text) and are converted here, with the same messages.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from core import clock
 from core.db import db
 from core.models import Partner
 from core.sequences import format_number, next_number
+from core.validation import MAX_COUNTER, ValidationError, fail
+from core.validation import Checker as FieldChecker
 from modules.rentals import periods as rules
 from modules.rentals.models import (
     DEVICE_STATUSES,
@@ -47,7 +50,6 @@ KNOWN_METERS = {
     "a3_bw": ("A3 black and white", "A3 bianco e nero", "A3 blanco y negro"),
     "a3_color": ("A3 colour", "A3 colore", "A3 color"),
 }
-MAX_COUNTER = 10**15
 MAX_PAGES = 2**31 - 1
 MAX_PERIODS = 1200
 # Dates outside these years are typing mistakes; the bound also keeps period arithmetic far from year 9999.
@@ -78,26 +80,12 @@ STATE_CHANGES = {
 }
 
 
-class RentalsError(Exception):
-    """Invalid input: `errors` maps each field (dotted path) to a message for the user."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
-        self.errors = errors
+# The name the API and the CSV import catch: core's ValidationError itself, so every module's errors are caught alike.
+RentalsError = ValidationError
 
 
-class Checker:
-    """Collects field errors while converting values; `raise_if_any` ends the validation."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, str] = {}
-
-    def fail(self, field: str, message: str) -> None:
-        self.errors.setdefault(field, message)
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise RentalsError(self.errors)
+class Checker(FieldChecker):
+    """Core's checker with the conversions rentals' forms, API and CSV cells need, each with the same messages."""
 
     def text(self, field: str, value: Any, max_length: int, required: bool = False) -> str | None:
         text = "" if value is None else str(value).strip()
@@ -350,7 +338,7 @@ def _serial_taken(manufacturer_id: int, serial: str, except_id: int | None = Non
 
 
 def create_device(data: dict[str, Any]) -> Device:
-    """A new device; its catalogue entry is found or created. Raises RentalsError before writing anything."""
+    """A new device; its catalogue entry is found or created. Raises ValidationError before writing anything."""
     clean = check_new_device(data)
     model = find_or_create_model(clean["manufacturer"], clean["model"], clean["meters"])
     device = Device(
@@ -362,7 +350,7 @@ def create_device(data: dict[str, Any]) -> Device:
     db.session.flush()
     if device.customer_id is not None and device.status == "installed":
         db.session.add(
-            Installation(device=device, customer_id=device.customer_id, site=device.site, start_date=dt.date.today())
+            Installation(device=device, customer_id=device.customer_id, site=device.site, start_date=clock.today())
         )
     return device
 
@@ -402,7 +390,7 @@ def update_device(device: Device, data: dict[str, Any]) -> Device:
             )
     check.raise_if_any()
     if "customer_id" in clean and clean["customer_id"] != device.customer_id:
-        _move_device(device, clean["customer_id"], clean.get("site", device.site), dt.date.today())
+        _move_device(device, clean["customer_id"], clean.get("site", device.site), clock.today())
     for key, value in clean.items():
         setattr(device, key, value)
     return device
@@ -612,7 +600,7 @@ def create_contract(data: dict[str, Any]) -> Contract:
         start = entry.get("start_date") or terms.get("start_date")
         planned.append(_check_join(check, prefix, probe, entry.get("device_id"), start, entry.get("counters"), seen))
     check.raise_if_any()
-    year = dt.date.today().year
+    year = clock.today().year
     contract = Contract(
         number=format_number(next_number(CONTRACT_SEQUENCE, year), year),
         customer_id=customer.id,
@@ -689,7 +677,7 @@ def _check_counters(
                 ),
             )
             continue
-        number = check.integer(f"{field}.{meter}", value, 0, MAX_COUNTER)
+        number = check.counter(f"{field}.{meter}", value, meter)
         if number is not None:
             clean[meter] = number
     for meter in meters:
@@ -865,7 +853,7 @@ def contract_periods(contract: Contract, until: dt.date | None) -> list[dict[str
     last = min(d for d in (until, contract.end_date) if d is not None)
     months = (last.year - contract.start_date.year) * 12 + last.month - contract.start_date.month
     if months // contract.period_months >= MAX_PERIODS:
-        raise RentalsError({"until": _("At most %(max)d periods at a time.", max=MAX_PERIODS)})
+        fail("until", _("At most %(max)d periods at a time.", max=MAX_PERIODS))
     result = []
     for period in rules.periods(contract.start_date, contract.period_months, contract.end_date, until):
         years = rules.escalation_years(contract.start_date, period.start)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
 import threading
 from collections import Counter
 from decimal import Decimal
@@ -14,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import wipe_rows
-from core import jobs
 from core.db import db
 from core.models import JobRecord
 from core.settings import set_setting
@@ -24,6 +22,7 @@ from modules.invoicing.tests.fixture_modules.fake_usage import module as fake_us
 from modules.invoicing.tests.support import add_company, billing_customer, new_contract, start_run, usage_line
 from tests.api_support import bearer
 from tests.auth_support import login, make_user, post_form
+from tests.jobs_support import work_burst
 
 
 def standing_refs() -> Counter:
@@ -116,15 +115,6 @@ def test_two_postings_at_once_take_consecutive_numbers(app, db_session):
     assert sorted(outcomes) == ["1/2026", "2/2026", "refused", "refused"]
 
 
-def _work_burst(app) -> None:
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        jobs.build_worker(app).work(burst=True, with_scheduler=True)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-
-
 def test_run_through_a_real_rq_worker_gives_the_same_invoices_as_inline(app, redis_url, monkeypatch):
     client = app.test_client()
     with app.app_context():
@@ -139,7 +129,7 @@ def test_run_through_a_real_rq_worker_gives_the_same_invoices_as_inline(app, red
     monkeypatch.setitem(app.config, "REDIS_URL", redis_url)
 
     queued = client.post("/api/v1/billing-runs", json={"as_of": "2026-02-05"}, headers=staff).get_json()
-    _work_burst(app)
+    work_burst(app)
     through_rq = client.get(f"/api/v1/billing-runs/{queued['id']}", headers=staff).get_json()
     with app.app_context():
         rq_contents = invoice_contents()

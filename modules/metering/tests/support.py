@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from core.clock import local_date
 from core.db import db
 from core.models import Partner
-from modules.metering.services import local_date, record_reading
+from modules.metering.services import record_reading
 from modules.rentals import services as rentals
 from modules.rentals.models import Contract, Device
 

@@ -183,3 +183,14 @@ def test_import_page_checks_then_imports(app, device):
     )
     assert done.status_code == 302
     assert readings(app) == [("accepted", "csv", {"bw": 11_850, "color": 2_310}, None)]
+
+
+def test_rejecting_a_held_reading_without_a_reason_says_why_and_keeps_it_held(app, device):
+    held = _held(app, device)
+    client = logged_in(app, "technician")
+    response = submit(
+        client, f"/admin/metering_review/{held}/reject", {"reason": " "}, form_url="/admin/metering_review/"
+    )
+    assert response.status_code == 302
+    assert "Say why the reading is rejected." in client.get("/admin/metering_review/").get_data(as_text=True)
+    assert readings(app)[-1][0] == "pending_review"

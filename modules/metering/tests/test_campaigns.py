@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from core import jobs
+from core.clock import local_date
 from core.db import db, utcnow
 from core.extensions import limiter
 from core.models import OutboxMessage, Partner, PartnerContact
 from core.outbox import as_sent
 from modules.metering import campaigns
 from modules.metering.models import Reading, ReadingRequest, ReadingRequestLink, ReadingSchedule
-from modules.metering.services import local_date
 from modules.metering.tests import support as s
 from modules.rentals.periods import Period
 from tests.auth_support import CSRF_RE, login, make_user

@@ -7,10 +7,11 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from core.clock import as_utc
 from core.db import db
 from core.settings import set_setting
 from modules.metering.models import Reading
-from modules.metering.services import MeteringError, as_utc, record_reading
+from modules.metering.services import MeteringError, record_reading
 from modules.metering.tests import support as s
 
 ROUNDS = 10

@@ -302,3 +302,28 @@ def test_new_contract_page_names_contracts_once_above_its_heading(app, catalogue
 
     above = page[page.index("</nav>") : page.index("<h1")]
     assert above.count("Contracts") == 1
+
+
+def test_installation_counter_of_thirteen_digits_is_refused_on_the_contract_page(app, catalogue):
+    client = logged_in(app, "dealer_admin")
+    with app.app_context():
+        customer_id = make_customer("Hotel Bellavista Spa")
+        contract = services.create_contract({"customer_id": customer_id, "start_date": "2026-01-01"})
+        device = services.create_device(
+            {"serial": "X13", "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"}
+        )
+        db.session.commit()
+        contract_id, device_id = contract.id, device.id
+
+    response = submit(
+        client,
+        f"/admin/rentals_contract/devices/add/?id={contract_id}",
+        {"action": "add", "device_id": str(device_id), "start_date": "2026-01-01"}
+        | {"counter_bw": str(10**13), "counter_color": "0"},
+        form_url=f"/admin/rentals_contract/details/?id={contract_id}",
+    )
+
+    assert response.status_code == 422
+    assert "The bw counter has more than 12 digits." in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Contract, contract_id).open_lines == []

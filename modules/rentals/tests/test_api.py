@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from core import clock
 from core.db import db
 from modules.rentals.models import Contract, ContractLine, Device, DeviceModel, Installation
 from tests.api_support import add_customer, bearer
@@ -148,7 +149,7 @@ def test_contract_with_a_device_is_created_active_with_a_sequence_number(client,
     contract = create_contract(client, staff, example_a(customer.id, device_id))
     second = create_contract(client, staff, example_a(customer.id, new_device(client, staff, "VCF2")))
 
-    year = dt.date.today().year
+    year = clock.today().year
     assert contract["number"] == f"1/{year}" and second["number"] == f"2/{year}"
     assert contract["state"] == "active"
     assert contract["devices"][0]["counters"] == {"bw": 10000, "color": 2000}

@@ -245,3 +245,12 @@ def test_header_cell_over_the_limit_is_an_error_on_the_header_row(db_session):
 
     assert (1, "column 2", "This column name is too long.") in result.errors
     assert devices(db_session) == 0
+
+
+def test_import_page_lists_every_column_with_what_to_write_in_it(dealer):
+    page = dealer.get("/admin/rentals_import/").get_data(as_text=True)
+
+    assert "<code>serial</code> (required)</td>" in page
+    assert "Choose one of: in_stock, installed, in_repair, retired" in page
+    assert "<code>bw 9000 pooled 5000@0.010 0.008; color 200 0.09</code>" in page
+    assert 'href="/admin/rentals_import/template/contracts.csv"' in page
