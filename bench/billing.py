@@ -9,7 +9,7 @@ store the drafts), the same run again (nothing new), with --workers the run thro
 processes on Redis (--redis-url, its queue `bench-billing`), and PDF renders per second (docs/performance.md).
 Databases: --pg-url and --redis-url are emptied (defaults: bench_billing, Redis db 8); SQLite uses a temporary file.
 
-Readings are bulk-inserted rows, not `metering.services.record_reading` calls (which validate and audit each one and
+Readings are bulk-inserted rows, not `metering.readings.record_reading` calls (which validate and audit each one and
 would take longer than the run itself): status `accepted`, `source` api, the same fingerprint `record_reading`
 computes, one value per meter, counters rising from the installation value. No audit entries, no `reading_accepted`.
 """
@@ -198,8 +198,8 @@ def populate(contracts: int) -> None:
 def add_readings(device_ids: list[int]) -> None:
     """12 accepted readings of `bw` and `color` per device, rising 25-45 and 4-9 pages a day (some months go over)."""
     from core.db import db
+    from modules.metering.history import fingerprint
     from modules.metering.models import Reading, ReadingValue
-    from modules.metering.services import fingerprint
 
     rng = random.Random(2026)
     zone = ZoneInfo("Europe/Rome")
@@ -249,11 +249,11 @@ def add_readings(device_ids: list[int]) -> None:
 def ask_sources() -> None:
     """Each source's lines (and missing readings) for every customer, read only: the compute phase of a run."""
     from core.db import db
-    from core.extension_points import MissingReadingsReporter, implementations
+    from core.extension_points import BILLABLE_SOURCE, MissingReadingsReporter, implementations
     from modules.invoicing import runs
 
     customers = runs.customer_ids()
-    for source in implementations("billable_source"):
+    for source in implementations(BILLABLE_SOURCE):
         started = time.perf_counter()
         lines = missing = 0
         for customer_id in customers:

@@ -19,7 +19,7 @@ from werkzeug.utils import secure_filename
 
 from core.csv_files import neutralise_formula
 from core.db import db
-from core.extension_points import DashboardCard, implementations
+from core.extension_points import DASHBOARD, DashboardCard, implementations
 from core.permissions import has_permission
 from core.security import csp_nonce
 from core.validation import ValidationError
@@ -134,7 +134,7 @@ class DashboardView(SecuredMixin, AdminIndexView):
 
     @expose("/")
     def index(self):
-        cards = [card for provider in implementations("dashboard") for card in provider.dashboard_cards()]
+        cards = [card for provider in implementations(DASHBOARD) for card in provider.dashboard_cards()]
         return self.render("admin/dashboard.html", cards=cards)
 
 

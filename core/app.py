@@ -9,6 +9,7 @@ from core import admin, audit, cli, errors, health, i18n, log_filters  # noqa: F
 from core.config import ROOT, load_config
 from core.context import AppRegistry
 from core.db import db
+from core.extension_points import DASHBOARD
 from core.extensions import csrf, init_limiter, login_manager, mail, migrate
 from core.migrate import CORE_MIGRATIONS, alembic_config
 from core.module_state import load_modules
@@ -36,7 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
     registry = AppRegistry()
     app.extensions["copydesk"] = registry
     registry.admin = admin.init_admin(app)
-    registry.extensions.register("dashboard", admin.CoreDashboard())
+    registry.extensions.register(DASHBOARD, admin.CoreDashboard())
 
     from core import api, auth, jobs, outbox, partners, portal, security
 

@@ -14,7 +14,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionEvents
 
-from core.extension_points import ExtensionRegistry
+from core.extension_points import ExtensionPoint, ExtensionRegistry
 from core.loader import Manifest, Resolution
 
 
@@ -34,8 +34,6 @@ class AppRegistry:
     extensions: ExtensionRegistry = field(default_factory=ExtensionRegistry)
     periodic_jobs: dict[str, PeriodicJob] = field(default_factory=dict)
     demo_loaders: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
-    tables: dict[str, str] = field(default_factory=dict)  # table name -> owning module
-    blueprints: dict[str, list[str]] = field(default_factory=dict)  # module -> blueprint names
     session_listeners: dict[str, list[Callable]] = field(default_factory=dict)  # Session event name -> listeners
     admin: Any = None
 
@@ -66,13 +64,12 @@ class ModuleContext:
             self.app.extensions["babel"].translation_directories.append(str(translations))
 
     def add_models(self, models_module: ModuleType) -> None:
-        """Declare the module's tables; each must carry the module's prefix (`metering_reading`)."""
-        from core.db import db
+        """Check that every model class of the module's models.py names a table with the module's prefix.
 
+        Importing models.py is what puts its tables on `core.db.db.metadata` (for queries, migrations and the boundary
+        checks); this call only refuses, at startup, a table without the `<module>_` prefix.
+        """
         prefix = f"{self.name}_"
-        for table in db.metadata.tables.values():
-            if table.name.startswith(prefix) or table.name == self.name:
-                self.registry.tables[table.name] = self.name
         owned = [
             getattr(obj, "__tablename__", None)
             for obj in vars(models_module).values()
@@ -84,7 +81,6 @@ class ModuleContext:
 
     def add_blueprint(self, blueprint: Blueprint, **options: Any) -> None:
         self.app.register_blueprint(blueprint, **options)
-        self.registry.blueprints.setdefault(self.name, []).append(blueprint.name)
 
     def add_admin_view(self, view: Any) -> None:
         """A Flask-Admin view (subclass of core.admin.SecuredModelView or SecuredView); menu category = module title."""
@@ -107,8 +103,8 @@ class ModuleContext:
         """A function that loads this module's demo data; must be idempotent."""
         self.registry.demo_loaders.append((self.name, loader))
 
-    def register(self, point: str, implementation: Any) -> None:
-        """Implement an extension point declared in core.extension_points."""
+    def register(self, point: ExtensionPoint[Any], implementation: Any) -> None:
+        """Implement an extension point declared in core.extension_points (`BILLABLE_SOURCE`, `DASHBOARD`)."""
         self.registry.extensions.register(point, implementation)
 
     def add_session_listener(self, event_name: str, listener: Callable) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 
 NAMING_CONVENTION = {
@@ -48,6 +50,43 @@ def _dispose_pools_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_dispose_pools_in_child)
+
+
+SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another one before "database is locked"
+_SQLITE_READS = ("SELECT", "WITH", "PRAGMA", "EXPLAIN")
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_connected(dbapi_connection: Any, connection_record: Any) -> None:
+    """SQLite: WAL (readers and the writer do not block each other), a busy timeout, and our own BEGIN.
+
+    pysqlite's own BEGIN comes only before INSERT/UPDATE/DELETE, so a SAVEPOINT opening the transaction became the
+    outermost one, committed on release (SQLAlchemy's "Serializable isolation / Savepoints / Transactional DDL").
+    """
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA journal_mode = WAL")
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_begin_before_writing(conn, cursor, statement, parameters, context, executemany) -> None:
+    """SQLite: BEGIN IMMEDIATE before a transaction's first write (DML, DDL, SAVEPOINT); reads before it autocommit.
+
+    Not a deferred BEGIN when the session begins: a transaction that read and then finds another writer committed
+    meanwhile cannot write (SQLITE_BUSY_SNAPSHOT, "database is locked" at once, no wait), which concurrent requests
+    (each reads its user first) would hit. Taking the write lock first, writers wait for each other instead, and
+    reads see the last commit, as PostgreSQL's READ COMMITTED does.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection.in_transaction:
+        return
+    writes = context is not None and (context.isinsert or context.isupdate or context.isdelete or context.isddl)
+    if writes or not statement.lstrip(" \t\n(").upper().startswith(_SQLITE_READS):
+        dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 _ON_COMMIT = "core_on_commit"  # session.info key: {SessionTransaction: [callbacks]}, root and savepoints

@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from flask import current_app
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,25 +59,6 @@ class MissingReadingsReporter(Protocol):
 
 
 @dataclass(frozen=True)
-class IncomingReading:
-    device_id: int
-    taken_at: dt.datetime
-    counters: dict[str, int]
-    supplies: dict[str, int] = field(default_factory=dict)
-    source: str = "api"
-
-
-@runtime_checkable
-class ReadingSource(Protocol):
-    """A channel that brings meter readings to metering (portal, CSV, email, SNMP)."""
-
-    name: str
-
-    def collect(self) -> list[IncomingReading]:
-        """Readings that arrived on this channel since the last call."""
-
-
-@dataclass(frozen=True)
 class DashboardCard:
     """A figure a module shows on the admin dashboard."""
 
@@ -90,31 +73,37 @@ class DashboardProvider(Protocol):
         """Cards for the staff dashboard; called on each visit, so keep it to a few cheap queries."""
 
 
-EXTENSION_POINTS: dict[str, type] = {
-    "billable_source": BillableSource,
-    "reading_source": ReadingSource,
-    "dashboard": DashboardProvider,
-}
+@dataclass(frozen=True, eq=False)
+class ExtensionPoint(Generic[T]):
+    """A named registry slot whose implementations satisfy `protocol`; `implementations(point)` is a `list[T]`."""
+
+    name: str
+    protocol: type[T]
+
+
+BILLABLE_SOURCE: ExtensionPoint[BillableSource] = ExtensionPoint("billable_source", BillableSource)
+DASHBOARD: ExtensionPoint[DashboardProvider] = ExtensionPoint("dashboard", DashboardProvider)
+EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (BILLABLE_SOURCE, DASHBOARD)
 
 
 class ExtensionRegistry:
     """Per-app store of implementations, checked against the declared protocol when registered."""
 
     def __init__(self) -> None:
-        self._items: dict[str, list[Any]] = {name: [] for name in EXTENSION_POINTS}
+        self._items: dict[ExtensionPoint[Any], list[Any]] = {point: [] for point in EXTENSION_POINTS}
 
-    def register(self, point: str, implementation: Any) -> None:
-        if point not in EXTENSION_POINTS:
-            raise KeyError(f"unknown extension point {point!r}; declared: {sorted(EXTENSION_POINTS)}")
-        protocol = EXTENSION_POINTS[point]
-        if not isinstance(implementation, protocol):
-            raise TypeError(f"{implementation!r} does not implement {protocol.__name__}")
+    def register(self, point: ExtensionPoint[T], implementation: T) -> None:
+        if point not in self._items:
+            declared = sorted(p.name for p in EXTENSION_POINTS)
+            raise KeyError(f"unknown extension point {point!r}; declared: {declared}")
+        if not isinstance(implementation, point.protocol):
+            raise TypeError(f"{implementation!r} does not implement {point.protocol.__name__}")
         self._items[point].append(implementation)
 
-    def get(self, point: str) -> list[Any]:
+    def get(self, point: ExtensionPoint[T]) -> list[T]:
         return list(self._items[point])
 
 
-def implementations(point: str) -> list[Any]:
+def implementations(point: ExtensionPoint[T]) -> list[T]:
     """Every implementation registered for `point` by the enabled modules of the current app."""
     return current_app.extensions["copydesk"].extensions.get(point)

@@ -1,7 +1,8 @@
 """Blinker signals: "something happened" messages between modules.
 
 Receivers must not assume an order and must not do heavy work inline: enqueue a job after commit instead.
-Each signal's sender is the app; keyword arguments are listed in its docstring.
+Each signal's sender is the app; keyword arguments are listed in its docstring. A signal is declared here only once
+something sends it (tests/test_layout.py checks).
 """
 
 from blinker import Namespace
@@ -11,16 +12,12 @@ _signals = Namespace()
 modules_loaded = _signals.signal(
     "modules-loaded", doc="All enabled modules are set up. kwargs: resolution (core.loader.Resolution)."
 )
-partner_saved = _signals.signal("partner-saved", doc="A partner was created or changed. kwargs: partner_id.")
 user_logged_in = _signals.signal("user-logged-in", doc="A user logged in. kwargs: user_id.")
 reading_accepted = _signals.signal(
     "reading-accepted", doc="A meter reading was accepted. kwargs: reading_id, device_id."
 )
 invoice_posted = _signals.signal(
     "invoice-posted", doc="An invoice or credit note got its number. kwargs: invoice_id, customer_id."
-)
-payment_recorded = _signals.signal(
-    "payment-recorded", doc="A payment was recorded against a customer. kwargs: payment_id, customer_id."
 )
 email_sent = _signals.signal("email-sent", doc="An outbox message was handed to the mail server. kwargs: message_id.")
 lines_billed = _signals.signal(

@@ -16,10 +16,10 @@ from core.api.errors import ApiProblem
 from core.api.fields import Boolean, Email, Integer, String, UtcDateTime
 from core.api.helpers import ID_PATH, get_or_404
 from core.api.pagination import PageArgs, page_schema, paginate
+from core.auth.scoping import customer_scoped
 from core.db import contains, db
 from core.models import Partner
 from core.partners import LANGUAGES, validate_partner_fields
-from core.permissions import customer_scope
 
 ADDRESS_FIELDS = ("street", "city", "postal_code", "province", "country")
 # Identifiers are sent with spaces or a country prefix at times; the stored, normalized form must fit the column.
@@ -74,11 +74,7 @@ class CustomerListArgs(PageArgs):
 
 def _visible_customers() -> Select:
     """Customers the caller may see: all for staff, only its own for a customer's user."""
-    query = db.select(Partner).where(Partner.is_customer.is_(True))
-    scope = customer_scope(api_user())
-    if scope is not None:
-        query = query.where(Partner.id == scope)
-    return query
+    return customer_scoped(db.select(Partner).where(Partner.is_customer.is_(True)), Partner.id, api_user())
 
 
 def _get_visible(customer_id: int) -> Partner:

@@ -15,6 +15,20 @@ from core.permissions import customer_scope, is_staff
 Q = TypeVar("Q")
 
 
+def confined_customer(user: Any = None) -> int | None:
+    """The customer `user` (default: the logged-in user) is confined to: its partner for a customer role; None for
+    staff, who see every customer, and for anyone without a customer role."""
+    return customer_scope(current_user if user is None else user)
+
+
+def customer_or_404(user: Any = None) -> int:
+    """The customer of a customer user, for the pages that show one customer's data (the portal's); 404 for others."""
+    customer_id = confined_customer(user)
+    if customer_id is None:
+        abort(404)
+    return customer_id
+
+
 def scoped_by(query_or_select: Q, condition: Callable[[int], Any], user: Any = None) -> Q:
     """Restrict a select (or legacy query) to the rows `condition(customer_id)` lets `user`'s customer see.
 
@@ -26,7 +40,7 @@ def scoped_by(query_or_select: Q, condition: Callable[[int], Any], user: Any = N
         return query_or_select.where(sa.false())
     if is_staff(user):
         return query_or_select
-    scope = customer_scope(user)
+    scope = confined_customer(user)
     if scope is None:
         return query_or_select.where(sa.false())
     return query_or_select.where(condition(scope))

@@ -83,7 +83,7 @@ class BillingRunsView(SecuredView):
         recent = db.session.scalars(sa.select(BillingRun).order_by(BillingRun.id.desc()).limit(PAGE_SIZE)).all()
         earliest, latest = runs.as_of_window()
         return self.render(
-            "admin/invoicing_runs.html", runs=recent, today=clock.today(), earliest=earliest, latest=latest
+            "invoicing/admin/runs.html", runs=recent, today=clock.today(), earliest=earliest, latest=latest
         )
 
     @expose("/start", methods=["POST"])
@@ -108,7 +108,7 @@ class BillingRunsView(SecuredView):
         named = {row.customer_id for row in (*invoices, *missing, *errors) if row.customer_id is not None}
         customers = dict(db.session.execute(sa.select(Partner.id, Partner.name).where(Partner.id.in_(named))).all())
         return self.render(
-            "admin/invoicing_run.html",
+            "invoicing/admin/run.html",
             run=run,
             rows=review_rows(invoices),
             missing=missing,
@@ -152,7 +152,7 @@ class InvoicesView(SecuredView):
             )
         page = db.paginate(query, per_page=PAGE_SIZE, error_out=False)
         return self.render(
-            "admin/invoicing_invoices.html", page=page, state=state, search=search, states=INVOICE_STATES
+            "invoicing/admin/invoices.html", page=page, state=state, search=search, states=INVOICE_STATES
         )
 
     @expose("/<int:invoice_id>")
@@ -161,7 +161,7 @@ class InvoicesView(SecuredView):
         credit_notes = db.session.scalars(
             sa.select(Invoice).where(Invoice.original_id == invoice.id).order_by(Invoice.id)
         ).all()
-        return self.render("admin/invoicing_invoice.html", invoice=invoice, credit_notes=credit_notes)
+        return self.render("invoicing/admin/invoice.html", invoice=invoice, credit_notes=credit_notes)
 
     @expose("/<int:invoice_id>/post", methods=["POST"])
     def post(self, invoice_id: int):

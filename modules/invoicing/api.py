@@ -14,9 +14,8 @@ from core.api.blueprint import ApiBlueprint
 from core.api.fields import DecimalString, Integer, String
 from core.api.helpers import ID_PATH, answering, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
-from core.auth.scoping import customer_scoped
+from core.auth.scoping import confined_customer, customer_scoped
 from core.db import db
-from core.permissions import customer_scope
 from modules.invoicing import fatturapa, pdf, runs, services
 from modules.invoicing.models import DOCUMENT_TYPES, INVOICE_STATES, BillingRun, Invoice
 
@@ -177,7 +176,7 @@ class CreditNoteCreateSchema(ma.Schema):
 def _visible_invoices() -> Select:
     """Staff see every document; a customer's user only its own customer's posted ones."""
     query = customer_scoped(db.select(Invoice), Invoice.customer_id, api_user())
-    if customer_scope(api_user()) is not None:
+    if confined_customer(api_user()) is not None:
         query = query.where(Invoice.state == "posted")
     return query
 

@@ -16,8 +16,9 @@ from flask_babel import gettext as _
 
 from core.db import db
 from core.models import Company, Partner
+from core.validation import ValidationError
 from modules.invoicing.models import Invoice
-from modules.invoicing.services import InvoicingError, vat_summary
+from modules.invoicing.services import vat_summary
 
 NAMESPACE = "http://ivaservizi.agenziaentrate.gov.it/docs/xsd/fatture/v1.2"
 DIGITS36 = string.digits + string.ascii_uppercase
@@ -34,14 +35,14 @@ def progressive(invoice_id: int) -> str:
         value, remainder = divmod(value, 36)
         digits = DIGITS36[remainder] + digits
     if len(digits) > 5:
-        raise InvoicingError({"id": _("The document id is too large for a FatturaPA progressive.")})
+        raise ValidationError({"id": _("The document id is too large for a FatturaPA progressive.")})
     return digits.rjust(5, "0")
 
 
 def _company() -> Company:
     company = db.session.scalar(db.select(Company).order_by(Company.id).limit(1))
     if company is None or not company.vat_number:
-        raise InvoicingError({"company.vat_number": _("Enter the dealer's VAT number before issuing e-invoices.")})
+        raise ValidationError({"company.vat_number": _("Enter the dealer's VAT number before issuing e-invoices.")})
     return company
 
 
@@ -70,7 +71,7 @@ def _add(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
 def _address(parent: ET.Element, party: Company | Partner, field: str) -> None:
     missing = [name for name in ("street", "postal_code", "city") if not getattr(party, name)]
     if missing:
-        raise InvoicingError({f"{field}.{missing[0]}": _("Needed on an e-invoice: fill in the address.")})
+        raise ValidationError({f"{field}.{missing[0]}": _("Needed on an e-invoice: fill in the address.")})
     sede = _add(parent, "Sede")
     _add(sede, "Indirizzo", party.street[:60])
     _add(sede, "CAP", party.postal_code if party.country == "IT" else "00000")
@@ -82,7 +83,7 @@ def _address(parent: ET.Element, party: Company | Partner, field: str) -> None:
 
 def _tax_ids(parent: ET.Element, party: Company | Partner, field: str) -> None:
     if not party.vat_number and not party.fiscal_code:
-        raise InvoicingError({f"{field}.vat_number": _("An e-invoice needs a VAT number or a fiscal code.")})
+        raise ValidationError({f"{field}.vat_number": _("An e-invoice needs a VAT number or a fiscal code.")})
     if party.vat_number:
         ids = _add(parent, "IdFiscaleIVA")
         _add(ids, "IdPaese", party.country or "IT")
@@ -94,7 +95,7 @@ def _tax_ids(parent: ET.Element, party: Company | Partner, field: str) -> None:
 def build(invoice: Invoice) -> bytes:
     """The FatturaPA XML of a posted document."""
     if invoice.state != "posted":
-        raise InvoicingError({"state": _("Only a posted document has an e-invoice.")})
+        raise ValidationError({"state": _("Only a posted document has an e-invoice.")})
     company, customer = _company(), invoice.customer
     ET.register_namespace("p", NAMESPACE)
     root = ET.Element(f"{{{NAMESPACE}}}FatturaElettronica", {"versione": "FPR12"})

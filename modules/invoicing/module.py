@@ -8,10 +8,10 @@ from core.portal import register_portal_link
 
 
 def setup(ctx: ModuleContext) -> None:
-    from modules.invoicing import admin, api, models, views
+    from modules.invoicing import admin, api, models, portal
 
     ctx.add_models(models)
-    ctx.add_blueprint(views.portal_bp)
+    ctx.add_blueprint(portal.bp)
     register_api(ctx.app, api.runs_blp)
     register_api(ctx.app, api.invoices_blp)
     ctx.add_admin_view(admin.BillingRunsView(name=_l("Billing runs"), endpoint="invoicing_runs_admin"))

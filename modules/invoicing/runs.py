@@ -20,12 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from core import clock, jobs
 from core.db import db, utcnow
-from core.extension_points import BillableLine, MissingReadingsReporter, implementations
+from core.extension_points import BILLABLE_SOURCE, BillableLine, MissingReadingsReporter, implementations
 from core.models import JobRecord, Partner
 from core.outbox import mail_language
 from core.settings import get_setting
+from core.validation import ValidationError
 from modules.invoicing.models import BillingRun, Invoice, RunCustomer, RunIssue
-from modules.invoicing.services import InvoicingError, billed_keys, create_draft
+from modules.invoicing.services import billed_keys, create_draft
 
 DEFAULT_CHUNK_SIZE = 50
 DEFAULT_MAX_AS_OF_DAYS_AHEAD = 31
@@ -45,7 +46,7 @@ def as_of_window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
 
 
 def validate_as_of(as_of: dt.date) -> None:
-    """InvoicingError naming `as_of` when it is outside the window: a run far ahead would bill years of fees."""
+    """ValidationError naming `as_of` when it is outside the window: a run far ahead would bill years of fees."""
     today = clock.today()
     earliest, latest = as_of_window(today)
     if as_of > latest:
@@ -55,7 +56,7 @@ def validate_as_of(as_of: dt.date) -> None:
             days=days,
             date=format_date(latest),
         )
-        raise InvoicingError({"as_of": message})
+        raise ValidationError({"as_of": message})
     if as_of < earliest:
         years = today.year - earliest.year
         message = _(
@@ -63,11 +64,11 @@ def validate_as_of(as_of: dt.date) -> None:
             years=years,
             date=format_date(earliest),
         )
-        raise InvoicingError({"as_of": message})
+        raise ValidationError({"as_of": message})
 
 
 def create_run(as_of: dt.date, user_id: int | None = None) -> BillingRun:
-    """A queued run as of `as_of` (staged; commit, then `launch_run`); InvoicingError when `as_of` is out of range."""
+    """A queued run as of `as_of` (staged; commit, then `launch_run`); ValidationError when `as_of` is out of range."""
     validate_as_of(as_of)
     run = BillingRun(as_of=as_of, status="queued", total=0, done=0, created_by=user_id)
     db.session.add(run)
@@ -147,7 +148,7 @@ def _bill_group(
         message = _("Not billed: another run billed some of these lines at the same time; run again to bill the rest.")
         _issue(run.id, "error", customer_id, message, contract_id=contract_id)
         return
-    except InvoicingError as error:
+    except ValidationError as error:
         savepoint.rollback()
         _issue(run.id, "error", customer_id, str(error), contract_id=contract_id)
         return
@@ -157,7 +158,7 @@ def _bill_group(
 def _ask_sources(run: BillingRun, customer_id: int) -> tuple[list[BillableLine], list[dict[str, Any]]]:
     lines: list[BillableLine] = []
     missing: list[dict[str, Any]] = []
-    for source in implementations("billable_source"):
+    for source in implementations(BILLABLE_SOURCE):
         name = getattr(source, "name", type(source).__name__)
         try:
             lines.extend(source.billable_lines(customer_id, run.as_of))

@@ -31,7 +31,7 @@ from core.db import db, on_commit, utcnow
 from core.extension_points import BillableLine
 from core.models import Partner
 from core.sequences import format_number, next_number
-from core.validation import Checker, ValidationError, fail
+from core.validation import Checker, fail
 from modules.invoicing.models import BilledRef, Invoice, InvoiceLine
 
 CENT = Decimal("0.01")
@@ -40,10 +40,6 @@ QUANTITY_QUANTUM = Decimal("0.001")
 AMOUNT_LIMIT = Decimal(10) ** 10
 # The source a credit note line is billed under: a line is reversed at most once while the credit note stands.
 CREDIT_SOURCE = "credit"
-
-
-# Invalid input or a forbidden change, under the name the API, the runs and the PDF catch: core's ValidationError.
-InvoicingError = ValidationError
 
 
 def line_amount(quantity: Decimal, unit_price: Decimal) -> Decimal:

@@ -19,10 +19,13 @@ from core.admin import SecuredModelView, SecuredView
 from core.db import contains, db
 from core.permissions import has_permission
 from core.validation import ValidationError
-from modules.metering import imports, services
+from modules.metering import imports
+from modules.metering.history import last_values, show_time
 from modules.metering.models import READING_SOURCES, READING_STATUSES, SUPPLY_COLOURS, Reading
+from modules.metering.readings import approve_reading, record_reading, reject_reading
+from modules.metering.replacements import record_replacement
+from modules.rentals.devices import normalize_serial
 from modules.rentals.models import Device
-from modules.rentals.services import normalize_serial
 
 STATUS_LABELS = {
     "accepted": _l("Accepted"),
@@ -67,10 +70,10 @@ class ReadingEntryView(SecuredView):
     permission = "readings.edit"
 
     def _render(self, device: Device | None, found: list[Device], values: dict, errors: dict, query: str):
-        last = services.last_values(device) if device else {}
+        last = last_values(device) if device else {}
         colours = SUPPLY_COLOURS if device and device.model.color else ("black",)
         return self.render(
-            "admin/metering_entry.html",
+            "metering/admin/entry.html",
             device=device,
             found=found,
             values=values,
@@ -79,7 +82,7 @@ class ReadingEntryView(SecuredView):
             last=last,
             colours=colours,
             colour_labels=COLOUR_LABELS,
-            show=services.show_time,
+            show=show_time,
         )
 
     @expose("/")
@@ -106,7 +109,7 @@ class ReadingEntryView(SecuredView):
         supplies = {colour: value.strip() for colour, value in supplies.items() if value.strip()}
         taken_at = request.form.get("taken_at", "")
         try:
-            recorded = services.record_reading(
+            recorded = record_reading(
                 device.id, taken_at, counters, supplies, source="staff", entered_by=current_user.id
             )
         except ValidationError as error:
@@ -169,7 +172,7 @@ class ReadingView(SecuredModelView):
         "supply_levels": lambda view, context, model, name: ", ".join(
             f"{COLOUR_LABELS.get(c, c)} {v}%" for c, v in model.supply_levels.items()
         ),
-        "taken_at": lambda view, context, model, name: services.show_time(model.taken_at),
+        "taken_at": lambda view, context, model, name: show_time(model.taken_at),
     }
     column_choices = {
         "status": [(s, STATUS_LABELS[s]) for s in READING_STATUSES],
@@ -196,10 +199,10 @@ class ReviewView(SecuredView):
             sa.select(Reading).where(Reading.status == "pending_review").order_by(Reading.taken_at, Reading.id)
         ).all()
         return self.render(
-            "admin/metering_review.html",
+            "metering/admin/review.html",
             readings=readings,
             can_edit=has_permission(current_user, "readings.edit"),
-            show=services.show_time,
+            show=show_time,
         )
 
     def _pending(self, reading_id: int) -> Reading:
@@ -214,7 +217,7 @@ class ReviewView(SecuredView):
     def approve(self, reading_id: int):
         reading = self._pending(reading_id)
         self.run_action(
-            lambda: services.approve_reading(reading, current_user.id),
+            lambda: approve_reading(reading, current_user.id),
             lambda done: _("Reading of %(serial)s accepted.", serial=done.device.serial),
         )
         return redirect(url_for(".index"))
@@ -223,7 +226,7 @@ class ReviewView(SecuredView):
     def reject(self, reading_id: int):
         reading = self._pending(reading_id)
         self.run_action(
-            lambda: services.reject_reading(reading, current_user.id, request.form.get("reason", "")),
+            lambda: reject_reading(reading, current_user.id, request.form.get("reason", "")),
             lambda done: _("Reading of %(serial)s rejected.", serial=done.device.serial),
         )
         return redirect(url_for(".index"))
@@ -261,7 +264,7 @@ class ReplacementView(SecuredModelView):
         device = form.device.data
         return self.save_form(
             form,
-            lambda: services.record_replacement(
+            lambda: record_replacement(
                 device.id if device else None,
                 form.date.data,
                 (form.meter.data or "").strip().lower(),

@@ -15,12 +15,16 @@ from core.api.errors import ApiProblem
 from core.api.fields import Integer, String, UtcDateTime
 from core.api.helpers import ID_PATH, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
-from core.auth.scoping import customer_scoped
+from core.auth.scoping import confined_customer, customer_scoped
 from core.db import db
-from core.permissions import customer_scope, is_staff
-from modules.metering import services
+from core.permissions import is_staff
+from core.validation import MAX_COUNTER
+from modules.metering.history import replacements
 from modules.metering.models import READING_STATUSES, Reading
+from modules.metering.readings import record_reading
+from modules.metering.replacements import record_replacement
 from modules.metering.scoping import visible_readings
+from modules.metering.validation import ENTRY_SOURCES
 from modules.rentals.models import Device
 
 CUSTOMER_SOURCES = ("api", "portal")
@@ -41,7 +45,7 @@ class ReadingInSchema(ma.Schema):
     )
     counters = ma.fields.Dict(
         keys=String(validate=ma.validate.Length(min=1, max=20)),
-        values=ma.fields.Raw(metadata={"type": "integer", "minimum": 0, "maximum": services.MAX_COUNTER}),
+        values=ma.fields.Raw(metadata={"type": "integer", "minimum": 0, "maximum": MAX_COUNTER}),
         required=True,
         metadata={"description": 'Counters by meter, e.g. {"bw": 12345, "color": 2345}; some meters may be left out.'},
     )
@@ -51,7 +55,7 @@ class ReadingInSchema(ma.Schema):
         metadata={"description": 'Toner levels in percent by colour (black, cyan, magenta, yellow): {"black": 40}.'},
     )
     source = String(
-        validate=ma.validate.OneOf(services.ENTRY_SOURCES),
+        validate=ma.validate.OneOf(ENTRY_SOURCES),
         metadata={"description": "The channel (default api); a customer's token may send api or portal."},
     )
 
@@ -133,14 +137,14 @@ class Readings(MethodView):
         if not is_staff(user) and source not in CUSTOMER_SOURCES:
             raise ApiProblem(422, errors={"source": _("Choose one of: %(choices)s", choices="api, portal")})
         with committing():
-            recorded = services.record_reading(
+            recorded = record_reading(
                 data["device_id"],
                 data["taken_at"],
                 data["counters"],
                 data.get("supplies"),
                 source,
                 entered_by=user.id,
-                customer_id=customer_scope(user),
+                customer_id=confined_customer(user),
             )
         return recorded.reading, 201 if recorded.created else 200
 
@@ -167,7 +171,7 @@ class Replacements(MethodView):
         Oldest first.
         """
         get_or_404(_visible_device_query(device_id))
-        return services.replacements(device_id)
+        return replacements(device_id)
 
     @require("readings.edit")
     @replacements_blp.arguments(ReplacementSchema)
@@ -180,7 +184,7 @@ class Replacements(MethodView):
         """
         get_or_404(_visible_device_query(device_id))
         with committing():
-            event = services.record_replacement(
+            event = record_replacement(
                 device_id,
                 data["date"],
                 data["meter"],

@@ -12,7 +12,7 @@ from core import clock
 from core.db import db
 from core.models import Partner
 from modules.metering.campaigns import create_due_requests, due_date_for, mark_overdue, request_now
-from modules.metering.services import record_reading
+from modules.metering.readings import record_reading
 from modules.rentals.models import Contract
 from modules.rentals.periods import Period, periods
 

@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from core import clock
 from core.db import db
 from modules.metering import usage as rules
-from modules.metering.models import Reading, ReadingValue
-from modules.metering.overage import (
+from modules.metering.billing import (
     BILLABLE_STATES,
     billed_closings,
     device_points,
@@ -19,7 +18,8 @@ from modules.metering.overage import (
     ended_periods,
     stay_records,
 )
-from modules.metering.services import fingerprint
+from modules.metering.history import fingerprint
+from modules.metering.models import Reading, ReadingValue
 from modules.rentals.models import Contract, ContractLine
 
 
@@ -83,9 +83,3 @@ def _store_estimate(device_id: int, day: dt.date, counters: dict[str, int]) -> R
     db.session.add(reading)
     db.session.flush()
     return reading
-
-
-def estimate_due_readings() -> None:
-    """Periodic job: today's due estimates, committed."""
-    create_due_estimates(clock.today())
-    db.session.commit()

@@ -1,7 +1,8 @@
 """CSV import of readings, long (`serial, taken_at, meter, value`) or wide (`serial, taken_at, bw, color, ...`).
 
-Every reading goes through `services.record_reading` like any other channel, in file order and in one transaction
-(core.csv_import.Importer), so a reading sees the ones before it; all readings are written or none.
+Every reading goes through `record_reading` like any other channel, in file order and in one transaction
+(core.csv_import.Importer), so a reading sees the ones before it; all readings are written or none. The file's devices
+are locked first, in id order, so two imports at once do not deadlock.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from core.csv_files import Errors
 from core.csv_import import Column, Importer, ImportResult, Problem, Row, Template, Written, header_problems
 from core.db import db
 from core.validation import ValidationError
-from modules.metering import services
 from modules.metering.models import SUPPLY_COLOURS
+from modules.metering.readings import record_reading
+from modules.rentals.devices import normalize_serial
 from modules.rentals.models import Device, Manufacturer, MeterType
-from modules.rentals.services import normalize_serial
 
 LONG_COLUMNS = ("serial", "taken_at", "meter", "value")
 TONER_COLUMNS = tuple(f"toner_{colour}" for colour in SUPPLY_COLOURS)
@@ -127,10 +128,12 @@ class ReadingImporter(Importer):
                     colour = column.removeprefix("toner_")
                     pending.supplies[colour] = value
                     pending.places[f"supplies.{colour}"] = (line, column)
-        return list(readings.values())
+        entries = list(readings.values())
+        _lock_devices(entries)
+        return entries
 
     def write(self, entry: _Pending) -> Written:
-        recorded = services.record_reading(
+        recorded = record_reading(
             _device(entry),
             entry.taken_at,
             entry.counters,
@@ -158,6 +161,18 @@ def import_readings(text: str, commit: bool, entered_by: int | None = None) -> I
 
 def _is_long(header: list[str]) -> bool:
     return "meter" in header or "value" in header
+
+
+def _lock_devices(readings: list[_Pending]) -> None:
+    """Lock every device the file names, in id order, before the first reading is written.
+
+    record_reading locks its device (FOR UPDATE) as each reading comes, in file order: two imports naming the same
+    devices in different orders would each hold one and wait for the other's, a deadlock PostgreSQL ends by failing
+    one. Locked all at once and in one order, the second import waits for the first. SQLite has one writer anyway.
+    """
+    serials = {normalize_serial(reading.serial) for reading in readings if reading.serial}
+    if serials and db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.select(Device.id).where(Device.serial.in_(serials)).order_by(Device.id).with_for_update())
 
 
 def _device(pending: _Pending) -> int:

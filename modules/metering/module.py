@@ -1,8 +1,4 @@
-"""Metering setup: registers its models, API resources, admin views, the overage billable source, jobs and signals.
-
-No `reading_source` is registered: the portal, CSV import, staff form and API push readings straight through
-`services.record_reading`; that extension point is for channels that collect on a schedule (device emails, SNMP).
-"""
+"""Metering setup: registers its models, API resources, admin views, the overage billable source, jobs and signals."""
 
 from flask_babel import lazy_gettext as _l
 
@@ -10,19 +6,20 @@ from core import signals
 from core.admin import model_view
 from core.api import register_api
 from core.context import ModuleContext
+from core.extension_points import BILLABLE_SOURCE
 from core.portal import register_portal_link
 
 
 def setup(ctx: ModuleContext) -> None:
     from modules.metering import admin, api, models
-    from modules.metering.estimates import estimate_due_readings
-    from modules.metering.overage import (
+    from modules.metering.billing import (
         OverageSource,
         forget_usage,
         forget_usage_on_write,
         record_billed,
         release_billed,
     )
+    from modules.metering.jobs import estimate_due_readings
 
     ctx.add_models(models)
     register_api(ctx.app, api.readings_blp)
@@ -34,7 +31,7 @@ def setup(ctx: ModuleContext) -> None:
         model_view(admin.ReplacementView, models.MeterReplacement, _l("Meter replacements"), "metering_replacement")
     )
     ctx.add_admin_view(admin.ImportView(name=_l("Import readings"), endpoint="metering_import"))
-    ctx.register("billable_source", OverageSource())
+    ctx.register(BILLABLE_SOURCE, OverageSource())
     # What invoicing billed is metering's state (the high-water mark): stored in invoicing's transaction.
     signals.lines_billed.connect(record_billed, sender=ctx.app, weak=False)
     signals.lines_released.connect(release_billed, sender=ctx.app, weak=False)
@@ -48,7 +45,7 @@ def setup(ctx: ModuleContext) -> None:
 
 def _setup_campaigns(ctx: ModuleContext) -> None:
     """Reading requests, their board and schedules, the customer's reading portal (campaigns.py, portal.py)."""
-    from modules.metering import board, demo, models, portal
+    from modules.metering import admin_campaigns, demo, models, portal
     from modules.metering.jobs import send_reading_requests
 
     ctx.add_blueprint(portal.bp)
@@ -61,9 +58,9 @@ def _setup_campaigns(ctx: ModuleContext) -> None:
         description=_l("Send your devices' counters and see the readings you sent."),
         order=10,
     )
-    ctx.add_admin_view(board.CampaignView(name=_l("Reading requests"), endpoint="metering_campaigns"))
+    ctx.add_admin_view(admin_campaigns.CampaignView(name=_l("Reading requests"), endpoint="metering_campaigns"))
     ctx.add_admin_view(
-        model_view(board.ScheduleView, models.ReadingSchedule, _l("Reading schedules"), "metering_schedule")
+        model_view(admin_campaigns.ScheduleView, models.ReadingSchedule, _l("Reading schedules"), "metering_schedule")
     )
     ctx.add_periodic_job(send_reading_requests, "0 6 * * *")
     ctx.add_demo_data(demo.load_demo)

@@ -3,7 +3,7 @@ confirmation, the history, and the page an emailed request link opens.
 
 Two ways in: a portal login (customer_admin, customer_user: permission portal.readings) sees all of its customer's
 devices; an emailed link grants the browser session that one request's page only (see campaigns.py). Every reading
-goes through services.record_reading, as staff, API and CSV readings do, so the checks and messages are the same.
+goes through readings.record_reading, as staff, API and CSV readings do, so the checks and messages are the same.
 """
 
 from __future__ import annotations
@@ -23,25 +23,21 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import selectinload
 
 from core import clock
-from core.auth.scoping import customer_scoped
+from core.auth.scoping import confined_customer, customer_or_404, customer_scoped
 from core.auth.services import user_language
 from core.auth.views import csrf_failed
 from core.clock import as_utc, local_date
 from core.db import db, utcnow
 from core.models import Partner
 from core.outbox import queue_email
-from core.permissions import customer_scope, has_permission
+from core.permissions import has_permission
 from core.portal import portal_view
+from core.validation import ValidationError
 from modules.metering import campaigns, scoping
+from modules.metering.history import KnownValue, devices_last_values
 from modules.metering.models import SUPPLY_COLOURS, Reading, ReadingRequest, ReadingRequestItem
-from modules.metering.services import (
-    CLOCK_SKEW,
-    KnownValue,
-    MeteringError,
-    devices_last_values,
-    record_reading,
-    validate_reading,
-)
+from modules.metering.readings import record_reading
+from modules.metering.validation import CLOCK_SKEW, validate_reading
 from modules.rentals.models import Contract, ContractLine, Device, DeviceModel, MeterType
 
 bp = Blueprint(
@@ -143,21 +139,13 @@ def allowed_request(request_id: int) -> ReadingRequest:
     reading_request = db.session.get(ReadingRequest, request_id) if 0 < request_id < 2**31 else None
     if reading_request is None:
         abort(404)
-    if has_permission(current_user, "portal.readings") and customer_scope(current_user) == reading_request.customer_id:
+    if has_permission(current_user, "portal.readings") and confined_customer() == reading_request.customer_id:
         return reading_request
     if _granted(request_id):
         return reading_request
     if str(request_id) in session.get(GRANTS_KEY, {}):
         abort(make_response(render_template("metering/portal/link_error.html", reason="expired"), 410))
     abort(404)
-
-
-def _customer_id() -> int:
-    """The logged-in customer user's customer (portal_view has checked the role)."""
-    scope = customer_scope(current_user)
-    if scope is None:
-        abort(404)
-    return scope
 
 
 def portal_url(endpoint: str, **values: Any) -> str:
@@ -255,7 +243,7 @@ def check(entries: list[Entry], taken_at: dt.datetime, customer_id: int) -> bool
             checked = validate_reading(
                 entry.device, taken_at, entry.counters, entry.supplies, source="portal", customer_id=customer_id
             )
-        except MeteringError as exc:
+        except ValidationError as exc:
             _place_errors(entry, exc.errors)
             continue
         entry.counters, entry.supplies = checked.counters, checked.supplies
@@ -290,7 +278,7 @@ def submit(entries: list[Entry], taken_at: dt.datetime, user_id: int | None, cus
                 entered_by=user_id,
                 customer_id=customer_id,
             )
-        except MeteringError as exc:
+        except ValidationError as exc:
             db.session.rollback()
             _place_errors(entry, exc.errors)
             return None
@@ -408,7 +396,7 @@ def _due_dates(customer_id: int) -> dict[int, dt.date]:
 @bp.route("/")
 @portal_view("portal.readings")
 def index():
-    customer_id = _customer_id()
+    customer_id = customer_or_404()
     devices = customer_devices(customer_id)
     due = _due_dates(customer_id)
     requests = db.session.scalars(
@@ -430,7 +418,7 @@ def index():
 @bp.route("/enter", methods=("GET", "POST"))
 @portal_view("portal.readings")
 def enter():
-    customer_id = _customer_id()
+    customer_id = customer_or_404()
     devices = customer_devices(customer_id)
     wanted = request.args.get("device", type=int)
     if wanted is not None:
@@ -488,7 +476,7 @@ def done(request_id: int | None = None):
     reading_request = allowed_request(request_id) if request_id is not None else None
     if reading_request is None and not has_permission(current_user, "portal.readings"):
         abort(404)
-    customer_id = reading_request.customer_id if reading_request is not None else _customer_id()
+    customer_id = reading_request.customer_id if reading_request is not None else customer_or_404()
     readings = scoping.readings_by_id(customer_id, session.get(CONFIRMED_KEY) or [])
     if not readings:
         if reading_request is not None:
@@ -500,7 +488,7 @@ def done(request_id: int | None = None):
 @bp.route("/history")
 @portal_view("portal.readings")
 def history():
-    customer_id = _customer_id()
+    customer_id = customer_or_404()
     devices = customer_devices(customer_id)
     wanted = request.args.get("device", type=int)
     if wanted is not None and wanted not in {device.id for device in devices}:

@@ -15,8 +15,8 @@ from sqlalchemy.orm import selectinload
 
 from core.auth.scoping import scoped_by
 from core.db import db
+from modules.metering.history import stays
 from modules.metering.models import Reading
-from modules.metering.services import stays
 from modules.rentals.models import Device, DeviceModel
 
 # The end of a stay that has not ended.

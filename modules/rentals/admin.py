@@ -22,7 +22,10 @@ from core import clock, csv_import, validation
 from core.admin import SecuredModelView
 from core.db import db
 from core.models import Partner
-from modules.rentals import forms, imports, services
+from modules.rentals import contract_lines, forms, imports
+from modules.rentals.catalogue import KNOWN_METERS, METER_CODE_RE
+from modules.rentals.contracts import contract_periods, create_contract, update_contract
+from modules.rentals.devices import create_device, update_device
 from modules.rentals.models import (
     DEVICE_STATUSES,
     TONER_COLOURS,
@@ -91,7 +94,7 @@ class MeterTypeView(SecuredModelView):
     form_args = {"code": {"description": _l("Lower-case letters, digits and _, e.g. bw, color, a3_bw.")}}
 
     def on_model_change(self, form, model: MeterType, is_created: bool) -> None:
-        if not services.METER_CODE_RE.match(model.code or ""):
+        if not METER_CODE_RE.match(model.code or ""):
             raise ValidationError(_("Use lower-case letters, digits and _, starting with a letter."))
 
 
@@ -145,7 +148,7 @@ class DeviceModelView(SecuredModelView):
 class DeviceView(SecuredModelView):
     permission = "devices.view"
     edit_permission = "devices.edit"
-    details_template = "admin/rentals_device_details.html"
+    details_template = "rentals/admin/device_details.html"
     column_list = ("serial", "manufacturer", "model", "customer", "site", "status", "asset_tag", "ip_address")
     column_labels = {
         "serial": _l("Serial number"),
@@ -191,12 +194,10 @@ class DeviceView(SecuredModelView):
     def create_model(self, form):
         model = form.model.data
         data = {**self._data(form), "manufacturer": model.manufacturer.name, "model": model.name}
-        return self.save_form(form, lambda: services.create_device(data), {"customer_id": "customer"})
+        return self.save_form(form, lambda: create_device(data), {"customer_id": "customer"})
 
     def update_model(self, form, model: Device) -> bool:
-        saved = self.save_form(
-            form, lambda: services.update_device(model, self._data(form)), {"customer_id": "customer"}
-        )
+        saved = self.save_form(form, lambda: update_device(model, self._data(form)), {"customer_id": "customer"})
         return saved is not False
 
     def details_extra(self, device: Device) -> dict[str, Any]:
@@ -266,14 +267,14 @@ class ContractView(SecuredModelView):
     def _set_choices(self, form: forms.ContractForm) -> None:
         customers = [(str(c.id), c.name) for c in _customers()]
         meters = {m.code: m.label(_language()) for m in _meters()}
-        for code, labels in services.KNOWN_METERS.items():
+        for code, labels in KNOWN_METERS.items():
             meters.setdefault(code, labels[0])
         forms.set_choices(form, customers, [(code, f"{code} — {label}") for code, label in sorted(meters.items())])
 
     def _save(self, form: forms.ContractForm, contract: Contract | None) -> Response | None:
         data, fields = forms.form_data(form)
         try:
-            contract = services.create_contract(data) if contract is None else services.update_contract(contract, data)
+            contract = create_contract(data) if contract is None else update_contract(contract, data)
         except validation.ValidationError as error:
             db.session.rollback()
             self._template_args["form_errors"] = forms.show_errors(error.errors, fields)
@@ -310,7 +311,7 @@ class ContractView(SecuredModelView):
             self._set_choices(form)
         problems, rows_with_problems = forms.error_summary(form)
         return self.render(
-            "admin/rentals_contract_form.html",
+            "rentals/admin/contract_form.html",
             form=form,
             contract=contract,
             problems=problems,
@@ -326,7 +327,7 @@ class ContractView(SecuredModelView):
 
     def _details(self, contract: Contract, errors: dict[str, str] | None = None, action: str = "", status: int = 200):
         until = max(clock.today(), contract.start_date) + dt.timedelta(days=366)
-        all_periods = services.contract_periods(contract, until)
+        all_periods = contract_periods(contract, until)
         free_devices = db.session.scalars(
             sa.select(Device)
             .where(
@@ -338,7 +339,7 @@ class ContractView(SecuredModelView):
         meters = {m.code: m.label(_language()) for m in _meters()}
         return (
             self.render(
-                "admin/rentals_contract_details.html",
+                "rentals/admin/contract_details.html",
                 contract=contract,
                 periods=all_periods[-PERIODS_SHOWN:],
                 periods_hidden=max(0, len(all_periods) - PERIODS_SHOWN),
@@ -383,7 +384,7 @@ class ContractView(SecuredModelView):
     @expose("/devices/add/", methods=("POST",))
     def add_device(self):
         def run(contract: Contract) -> str:
-            line = services.add_device(
+            line = contract_lines.add_device(
                 contract, request.form.get("device_id"), request.form.get("start_date"), self._counters("counter_")
             )
             return _("Device %(serial)s joined the contract.", serial=line.device.serial)
@@ -393,7 +394,7 @@ class ContractView(SecuredModelView):
     @expose("/devices/remove/", methods=("POST",))
     def remove_device(self):
         def run(contract: Contract) -> str:
-            line = services.remove_device(
+            line = contract_lines.remove_device(
                 contract, request.form.get("device_id"), request.form.get("end_date"), self._counters("end_")
             )
             return _("Device %(serial)s left the contract.", serial=line.device.serial)
@@ -403,7 +404,7 @@ class ContractView(SecuredModelView):
     @expose("/devices/swap/", methods=("POST",))
     def swap_device(self):
         def run(contract: Contract) -> str:
-            line = services.swap_device(
+            line = contract_lines.swap_device(
                 contract,
                 request.form.get("device_id"),
                 request.form.get("new_device_id"),
@@ -418,7 +419,7 @@ class ContractView(SecuredModelView):
     @expose("/state/", methods=("POST",))
     def change_state(self):
         def run(contract: Contract) -> str:
-            services.update_contract(contract, {"state": request.form.get("state")})
+            update_contract(contract, {"state": request.form.get("state")})
             return _("The contract is now %(state)s.", state=STATE_LABELS[contract.state])
 
         return self._device_action(run)

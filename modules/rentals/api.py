@@ -17,7 +17,10 @@ from core.api.helpers import ID_PATH, answering, committing, get_or_404, id_fiel
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import contains, db
-from modules.rentals import services
+from core.validation import MAX_COUNTER
+from modules.rentals.contract_lines import add_device, remove_device, swap_device
+from modules.rentals.contracts import CONTRACT_TERMS, contract_periods, create_contract, update_contract
+from modules.rentals.devices import create_device, normalize_serial, update_device
 from modules.rentals.models import (
     CONTRACT_STATES,
     DEVICE_STATUSES,
@@ -29,8 +32,7 @@ from modules.rentals.models import (
     Manufacturer,
 )
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
-
-MAX_COUNTER = services.MAX_COUNTER
+from modules.rentals.validation import MAX_PAGES
 
 devices_blp = ApiBlueprint(
     "rentals_devices", __name__, url_prefix="/devices", description="Devices (copiers, printers)."
@@ -125,7 +127,7 @@ class Devices(MethodView):
         if args.get("customer_id"):
             query = query.where(Device.customer_id == args["customer_id"])
         if args.get("serial"):
-            query = query.where(contains(Device.serial, services.normalize_serial(args["serial"])))
+            query = query.where(contains(Device.serial, normalize_serial(args["serial"])))
         return paginate(query, args)
 
     @require("devices.edit")
@@ -138,7 +140,7 @@ class Devices(MethodView):
         The serial number is unique per manufacturer.
         """
         with committing():
-            device = services.create_device(data)
+            device = create_device(data)
         return device, 201, {"Location": url_for("rentals_devices.DeviceItem", device_id=device.id)}
 
 
@@ -162,7 +164,7 @@ class DeviceItem(MethodView):
         """
         device = _get_device(device_id)
         with committing():
-            services.update_device(device, data)
+            update_device(device, data)
         return device
 
 
@@ -180,7 +182,7 @@ class BandSchema(ma.Schema):
 
 class AllowanceSchema(ma.Schema):
     meter = String(required=True, validate=ma.validate.Length(min=1, max=20))
-    included = Integer(validate=ma.validate.Range(min=0, max=services.MAX_PAGES))
+    included = Integer(validate=ma.validate.Range(min=0, max=MAX_PAGES))
     pooled = Boolean(metadata={"description": "Shared by all the contract's devices, else per device."})
     bands = ma.fields.List(ma.fields.Nested(BandSchema), required=True, validate=ma.validate.Length(max=20))
 
@@ -239,7 +241,7 @@ class ContractSchema(ContractTermsSchema):
     @ma.pre_dump
     def _flatten(self, contract: Contract, **kwargs: Any) -> dict[str, Any]:
         data = {key: getattr(contract, key) for key in ("id", "number", "state", "customer_id", "created_at")}
-        data |= {key: getattr(contract, key) for key in services.CONTRACT_TERMS}
+        data |= {key: getattr(contract, key) for key in CONTRACT_TERMS}
         data["allowances"] = [
             {
                 "meter": allowance.meter,
@@ -354,7 +356,7 @@ class Contracts(MethodView):
         Bands must ascend and end with one unbounded band; counters are needed for every meter of each device.
         """
         with committing():
-            contract = services.create_contract(data)
+            contract = create_contract(data)
         return contract, 201, _contract_location(contract)
 
 
@@ -379,7 +381,7 @@ class ContractItem(MethodView):
         """
         contract = _get_contract(contract_id)
         with committing():
-            services.update_contract(contract, data)
+            update_contract(contract, data)
         return contract
 
 
@@ -396,9 +398,7 @@ class ContractDevices(MethodView):
         """
         contract = _get_contract(contract_id)
         with committing():
-            services.add_device(
-                contract, data["device_id"], data.get("start_date") or contract.start_date, data.get("counters")
-            )
+            add_device(contract, data["device_id"], data.get("start_date") or contract.start_date, data.get("counters"))
         return contract, 201, _contract_location(contract)
 
 
@@ -415,7 +415,7 @@ class ContractDeviceRemove(MethodView):
         """
         contract = _get_contract(contract_id)
         with committing():
-            services.remove_device(contract, device_id, data["end_date"], data.get("counters"))
+            remove_device(contract, device_id, data["end_date"], data.get("counters"))
         return contract
 
 
@@ -432,7 +432,7 @@ class ContractDeviceSwap(MethodView):
         """
         contract = _get_contract(contract_id)
         with committing():
-            services.swap_device(
+            swap_device(
                 contract, device_id, data["new_device_id"], data["date"], data.get("end_counters"), data.get("counters")
             )
         return contract
@@ -453,4 +453,4 @@ class ContractPeriods(MethodView):
         """
         contract = _get_contract(contract_id)
         with answering():
-            return services.contract_periods(contract, args.get("until"))
+            return contract_periods(contract, args.get("until"))

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 
 from core.db import db
 from core.models import Partner
-from modules.rentals import services
+from modules.rentals.catalogue import find_or_create_model
+from modules.rentals.contracts import create_contract
+from modules.rentals.devices import create_device
 from modules.rentals.models import Consumable, Contract, Device
 
 # manufacturer, model, meters, consumables (code, colour, rated yield at 5%)
@@ -167,7 +169,7 @@ CONTRACTS = (
 def load_demo() -> None:
     """Create the catalogue, devices and contracts that are not there yet."""
     for maker, name, meters, consumables in CATALOGUE:
-        model = services.find_or_create_model(maker, name, meters)
+        model = find_or_create_model(maker, name, meters)
         known = {c.code for c in model.consumables}
         model.consumables.extend(
             Consumable(code=code, colour=colour, rated_yield=rated)
@@ -179,7 +181,7 @@ def load_demo() -> None:
     for serial, maker, model, asset_tag, ip_address in DEVICES:
         device = db.session.scalar(sa.select(Device).where(Device.serial == serial))
         if device is None:
-            device = services.create_device(
+            device = create_device(
                 {
                     "serial": serial,
                     "manufacturer": maker,
@@ -201,7 +203,7 @@ def load_demo() -> None:
         )
         if exists is not None:
             continue
-        services.create_contract(
+        create_contract(
             {
                 "customer_id": customer.id,
                 **terms,

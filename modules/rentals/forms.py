@@ -1,6 +1,6 @@
 """The contract form of the back office: terms, allowance rows and band rows as plain inputs, no JSON.
 
-Values stay text here and are converted and checked by the services, so the form shows the same messages as the
+Values stay text here and are converted and checked by contracts.py, so the form shows the same messages as the
 API and the CSV import. Blank allowance and band rows are ignored, so the form always offers spare rows.
 """
 
@@ -14,7 +14,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.widgets import DateInput, NumberInput
 
-from modules.rentals import services
+from modules.rentals.contracts import CONTRACT_TERMS
 from modules.rentals.models import Contract
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
 
@@ -28,7 +28,7 @@ PERIOD_LABELS = {
     12: _l("Yearly"),
 }
 FEE_TIMING_LABELS = {"advance": _l("In advance"), "arrears": _l("In arrears")}
-TERM_FIELDS = services.CONTRACT_TERMS
+TERM_FIELDS = CONTRACT_TERMS
 
 
 def _decimal_input(**kwargs: Any) -> StringField:
@@ -124,9 +124,9 @@ def set_choices(form: ContractForm, customers: list[tuple[str, str]], meters: li
 
 
 def form_data(form: ContractForm) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The services' input from the form, and where each service field path lives in the form.
+    """The input of create_contract/update_contract from the form, and where each of their field paths lives in it.
 
-    Blank rows are skipped, so `allowances.1` of the services may be the form's third row: the map says which.
+    Blank rows are skipped, so `allowances.1` of those functions may be the form's third row: the map says which.
     """
     data: dict[str, Any] = {key: getattr(form, key).data for key in TERM_FIELDS}
     data["customer_id"] = form.customer_id.data or None

@@ -1,7 +1,7 @@
-"""CSV import of devices and contracts: every row checked by the services, errors by row and column, all or nothing.
+"""CSV import of devices and contracts: every row checked as in the admin, errors by row and column, all or nothing.
 
-Rows go through the same service functions as the admin and the API, one after the other in one transaction
-(core.csv_import.Importer), so a row sees the rows before it (a serial twice in the file is caught).
+Rows go through the same functions (devices.py, contracts.py) as the admin and the API, one after the other in one
+transaction (core.csv_import.Importer), so a row sees the rows before it (a serial twice in the file is caught).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from core.csv_import import Column, Importer, ImportResult, Problem, Row, Templa
 from core.db import db
 from core.models import Partner
 from core.validation import ValidationError
-from modules.rentals import services
+from modules.rentals.contracts import CONTRACT_TERMS, create_contract
+from modules.rentals.devices import create_device, normalize_serial
 from modules.rentals.models import DEVICE_STATUSES, Device
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
 
@@ -74,7 +75,7 @@ class DeviceImporter(_RentalsImporter):
         customer = _customer_id(data.pop("customer", ""))
         if isinstance(customer, str):
             raise ValidationError(_unknown_customer(customer))
-        services.create_device({**data, "customer_id": customer})
+        create_device({**data, "customer_id": customer})
 
 
 CONTRACT_HELP = {
@@ -93,7 +94,7 @@ class ContractImporter(_RentalsImporter):
     permission = "contracts.edit"
     columns = (
         Column("customer", CUSTOMER_HELP, required=True),
-        *(Column(name, CONTRACT_HELP.get(name, ""), required=name == "start_date") for name in services.CONTRACT_TERMS),
+        *(Column(name, CONTRACT_HELP.get(name, ""), required=name == "start_date") for name in CONTRACT_TERMS),
         Column(
             "allowances",
             _l(
@@ -133,7 +134,7 @@ class ContractImporter(_RentalsImporter):
             data["devices"] = _parse_devices(data.get("devices", ""), errors)
             # Checked even when a cell could not be read, so the row's other errors show too; a row with any error
             # fails the import, and the rollback at the end removes what this call may have written.
-            services.create_contract({**data, "customer_id": None if isinstance(customer, str) else customer})
+            create_contract({**data, "customer_id": None if isinstance(customer, str) else customer})
             if errors:
                 raise ValidationError(errors)
         except ValidationError as error:
@@ -227,9 +228,7 @@ def _parse_devices(cell: str, errors: dict[str, str]) -> list[dict[str, Any]]:
     devices = []
     for i, part in enumerate(p for p in cell.split(";") if p.strip()):
         serial, *counters = part.split()
-        matches = db.session.scalars(
-            sa.select(Device.id).where(Device.serial == services.normalize_serial(serial))
-        ).all()
+        matches = db.session.scalars(sa.select(Device.id).where(Device.serial == normalize_serial(serial))).all()
         if len(matches) != 1:
             errors[f"devices.{i}"] = (
                 _("Several devices have serial %(serial)s.", serial=serial)

@@ -143,7 +143,7 @@ class Device(db.Model):
     installations: Mapped[list[Installation]] = relationship(
         back_populates="device", order_by="Installation.start_date.desc()", cascade="all, delete-orphan"
     )
-    # The line of the contract the device is on now, for lists to load in one query (services.open_line for writes).
+    # The line of the contract the device is on now, for lists to load in one query (devices.open_line for writes).
     open_line: Mapped[ContractLine | None] = relationship(
         primaryjoin="and_(ContractLine.device_id == Device.id, ContractLine.end_date.is_(None))", viewonly=True
     )

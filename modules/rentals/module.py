@@ -5,16 +5,15 @@ from flask_babel import lazy_gettext as _l
 from core.admin import model_view
 from core.api import register_api
 from core.context import ModuleContext
+from core.extension_points import BILLABLE_SOURCE
 
 
 def setup(ctx: ModuleContext) -> None:
     from modules.rentals import admin, api, models
     from modules.rentals.billing import RentalFeeSource
     from modules.rentals.demo import load_demo
-    from modules.rentals.views import bp
 
     ctx.add_models(models)
-    ctx.add_blueprint(bp)
     register_api(ctx.app, api.devices_blp)
     register_api(ctx.app, api.contracts_blp)
     ctx.add_admin_view(model_view(admin.ContractView, models.Contract, _l("Contracts"), "rentals_contract"))
@@ -26,4 +25,4 @@ def setup(ctx: ModuleContext) -> None:
     ctx.add_admin_view(model_view(admin.MeterTypeView, models.MeterType, _l("Meter types"), "rentals_meter_type"))
     ctx.add_admin_view(admin.ImportView(name=_l("Import"), endpoint="rentals_import"))
     ctx.add_demo_data(load_demo)
-    ctx.register("billable_source", RentalFeeSource())
+    ctx.register(BILLABLE_SOURCE, RentalFeeSource())

@@ -29,11 +29,9 @@ def test_posting_in_a_released_savepoint_of_a_rolled_back_transaction_announces_
     invoice_id = draft_id(app)
     announced = []
     with signals.invoice_posted.connected_to(lambda sender, invoice_id, customer_id: announced.append(invoice_id)):
-        # The outer transaction has written already (pysqlite commits a SAVEPOINT that opens the transaction).
-        set_setting("invoicing.review_threshold_percent", 15)
-        db.session.flush()
+        invoice = db.session.get(Invoice, invoice_id)  # only read before the savepoint: it opens the transaction
         savepoint = db.session.begin_nested()
-        services.post(db.session.get(Invoice, invoice_id))
+        services.post(invoice)
         savepoint.commit()
         db.session.rollback()
 
@@ -47,6 +45,22 @@ def test_posting_in_a_released_savepoint_of_a_rolled_back_transaction_announces_
 
     assert announced == [invoice_id]
     assert jobs.job_status(f"invoice-deliver:{invoice_id}") == "done"
+    assert db.session.get(Invoice, invoice_id).state == "posted"
+
+
+def test_posting_in_a_savepoint_that_opens_the_transaction_is_announced_once_at_the_commit(app, db_session):
+    invoice_id = draft_id(app)
+    announced = []
+    with signals.invoice_posted.connected_to(lambda sender, invoice_id, customer_id: announced.append(invoice_id)):
+        invoice = db.session.get(Invoice, invoice_id)
+        with db.session.begin_nested():
+            services.post(invoice)
+        assert announced == []
+        db.session.commit()
+
+    assert announced == [invoice_id]
+    assert jobs.job_status(f"invoice-deliver:{invoice_id}") == "done"
+    db.session.expire_all()
     assert db.session.get(Invoice, invoice_id).state == "posted"
 
 

@@ -16,6 +16,7 @@ from conftest import wipe_rows
 from core.db import db
 from core.models import JobRecord
 from core.settings import set_setting
+from core.validation import ValidationError
 from modules.invoicing import runs, services
 from modules.invoicing.models import BilledRef, Invoice, InvoiceLine
 from modules.invoicing.tests.fixture_modules.fake_usage import module as fake_usage
@@ -102,7 +103,7 @@ def test_two_postings_at_once_take_consecutive_numbers(app, db_session):
             try:
                 outcomes.append(services.post(db.session.get(Invoice, invoice_id), dt.date(2026, 1, 20)).number)
                 db.session.commit()
-            except services.InvoicingError:
+            except ValidationError:
                 db.session.rollback()
                 outcomes.append("refused")
 
@@ -185,7 +186,7 @@ def test_no_reference_is_ever_billed_twice_whatever_runs_and_cancels_happen(app,
                 elif target is not None and action == "credit":
                     services.post(services.create_credit_note(target), dt.date(2026, 4, 1))
                 db.session.commit()
-            except services.InvoicingError:
+            except ValidationError:
                 db.session.rollback()
             db.session.expire_all()
             counts = standing_refs()

@@ -1,4 +1,4 @@
-"""Helpers for the metering tests: devices and contracts made through the rentals services, readings at a date."""
+"""Helpers for the metering tests: devices and contracts made as rentals makes them, readings at a date."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from core.clock import local_date
 from core.db import db
 from core.models import Partner
-from modules.metering.services import record_reading
-from modules.rentals import services as rentals
+from modules.metering.readings import record_reading
+from modules.rentals.contracts import create_contract
+from modules.rentals.devices import create_device
 from modules.rentals.models import Contract, Device
 
 NOON = dt.time(12)
@@ -24,7 +25,7 @@ def customer(name: str = "Studio Bianchi") -> Partner:
 
 def device(serial: str, meters: tuple[str, ...] = ("bw", "color"), model: str | None = None) -> Device:
     model = model or ("ECOSYS M5526cdw" if "color" in meters else "ECOSYS P2040dn")
-    return rentals.create_device({"serial": serial, "manufacturer": "Kyocera", "model": model, "meters": list(meters)})
+    return create_device({"serial": serial, "manufacturer": "Kyocera", "model": model, "meters": list(meters)})
 
 
 def contract(customer_id: int, devices: list[tuple[Device, dict[str, int]]], **terms: Any) -> Contract:
@@ -42,7 +43,7 @@ def contract(customer_id: int, devices: list[tuple[Device, dict[str, int]]], **t
         "devices": [{"device_id": d.id, "counters": counters} for d, counters in devices],
         **terms,
     }
-    return rentals.create_contract(data)
+    return create_contract(data)
 
 
 def at(day: str, time: dt.time = NOON) -> dt.datetime:

@@ -11,7 +11,7 @@ from core.db import db
 from core.extensions import limiter
 from core.models import AuditLog
 from modules.metering.models import MeterReplacement, Reading
-from modules.metering.services import record_reading
+from modules.metering.readings import record_reading
 from modules.metering.tests import support as s
 from tests.auth_support import CSRF_RE, login, make_customer, make_user
 

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from core.clock import as_utc
 from core.db import db
 from core.settings import set_setting
+from core.validation import ValidationError
 from modules.metering.models import Reading
-from modules.metering.services import MeteringError, record_reading
+from modules.metering.readings import record_reading
 from modules.metering.tests import support as s
 
 ROUNDS = 10
@@ -41,7 +42,7 @@ def send_together(app, device_id: int, readings: list[tuple]) -> list[str]:
                 recorded = record_reading(device_id, taken_at, counters, source="api", now=s.at("2030-01-01"))
                 db.session.commit()
                 outcomes[index] = recorded.reading.status
-            except MeteringError as error:
+            except ValidationError as error:
                 db.session.rollback()
                 outcomes[index] = "refused: " + "; ".join(error.errors)
             except Exception as error:  # reported by the assertion, not lost in the thread
@@ -100,6 +101,6 @@ def test_a_second_reading_at_the_same_instant_with_other_counters_is_refused(db_
     s.contract(customer.id, [(device, {"bw": 10_000})])
     s.read(device, "2026-02-02", bw=11_000)
     db_session.commit()
-    with pytest.raises(MeteringError) as refused:
+    with pytest.raises(ValidationError) as refused:
         s.read(device, "2026-02-02", bw=11_500)
     assert list(refused.value.errors) == ["counters.bw"] and "11000" in refused.value.errors["counters.bw"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.validation import MAX_COUNTER, ValidationError
-from modules.metering.services import record_reading
+from modules.metering.readings import record_reading
 from modules.metering.tests import support as s
-from modules.rentals import services as rentals
+from modules.rentals.contract_lines import remove_device
 
 TOO_LONG = "The bw counter has more than 12 digits."
 
@@ -31,7 +31,7 @@ def test_final_counter_above_the_limit_is_refused_and_the_device_stays_on_the_co
     contract = s.contract(customer.id, [(device, {"bw": 1_000, "color": 0})])
     db_session.commit()
     with pytest.raises(ValidationError) as removed:
-        rentals.remove_device(contract, device.id, "2026-03-01", {"bw": str(10**13), "color": "0"})
+        remove_device(contract, device.id, "2026-03-01", {"bw": str(10**13), "color": "0"})
     db_session.rollback()
 
     assert removed.value.errors == {"counters.bw": TOO_LONG}

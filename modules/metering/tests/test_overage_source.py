@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from core.extension_points import BillableSource, implementations
+from core.extension_points import BILLABLE_SOURCE, BillableSource, implementations
+from modules.metering.billing import OverageSource, missing_readings
 from modules.metering.estimates import create_due_estimates
-from modules.metering.overage import OverageSource, missing_readings
 from modules.metering.tests import support as s
-from modules.rentals import services as rentals
+from modules.rentals.contract_lines import remove_device
+from modules.rentals.contracts import create_contract
 from modules.rentals.periods import line_amount
 
 D = dt.date.fromisoformat
@@ -28,7 +29,7 @@ def amounts(lines) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
 
 def test_metering_is_registered_as_a_billable_source(app):
     with app.app_context():
-        sources = [source for source in implementations("billable_source") if source.name == "metering"]
+        sources = [source for source in implementations(BILLABLE_SOURCE) if source.name == "metering"]
     assert len(sources) == 1 and isinstance(sources[0], BillableSource)
 
 
@@ -164,7 +165,7 @@ def test_included_pages_are_prorated_for_a_device_that_leaves_mid_period(db_sess
     )
     for day, value in (("2026-03-31", 900), ("2026-04-30", 1_800), ("2026-05-31", 2_700)):
         s.read(device, day, bw=value)
-    rentals.remove_device(contract, device.id, "2026-06-15", {"bw": 3_400})
+    remove_device(contract, device.id, "2026-06-15", {"bw": 3_400})
     lines = lines_of(customer.id, "2026-06-20")
     assert [(line.period_start, line.quantity) for line in lines] == [(D("2026-06-01"), Decimal(200))]
     assert "500" in lines[0].description
@@ -188,5 +189,5 @@ def test_estimated_counters_are_marked_in_the_description(db_session):
 
 def test_draft_contracts_bill_nothing(db_session):
     customer = s.customer()
-    rentals.create_contract({"customer_id": customer.id, "start_date": "2026-01-01"})
+    create_contract({"customer_id": customer.id, "start_date": "2026-01-01"})
     assert lines_of(customer.id, "2026-06-01") == []

@@ -10,7 +10,7 @@ import pytest
 
 from core.db import db
 from core.extensions import limiter
-from modules.metering.services import record_replacement
+from modules.metering.replacements import record_replacement
 from modules.metering.tests import support as s
 from tests.api_support import add_customer
 from tests.auth_support import login, make_user

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 
 from core.models import AuditLog
 from core.signals import reading_accepted
+from core.validation import ValidationError
 from modules.metering.estimates import create_due_estimates
 from modules.metering.models import Reading
-from modules.metering.services import MeteringError, approve_reading, record_reading, reject_reading
+from modules.metering.readings import approve_reading, record_reading, reject_reading
 from modules.metering.tests import support as s
 
 NOW = s.at("2026-12-31")
@@ -96,7 +97,7 @@ def test_staff_accepting_a_held_reading_is_audited_and_announced(device, db_sess
 
 def test_staff_rejecting_a_held_reading_needs_a_reason_and_is_audited(device, db_session):
     reading = _held(device, db_session)
-    with pytest.raises(MeteringError) as caught:
+    with pytest.raises(ValidationError) as caught:
         reject_reading(reading, None, " ")
     assert "reason" in caught.value.errors
     reject_reading(reading, None, "Typed one digit too many")
@@ -115,7 +116,7 @@ def test_a_rejected_reading_no_longer_counts_as_the_last_value(device, db_sessio
 
 def test_only_held_readings_can_be_decided(device, db_session):
     reading = s.read(device, "2026-02-02", bw=11_000)
-    with pytest.raises(MeteringError):
+    with pytest.raises(ValidationError):
         approve_reading(reading, None)
 
 

@@ -16,7 +16,7 @@ from core.models import Partner
 from modules.metering import campaigns
 from modules.metering.models import Reading, ReadingRequest
 from modules.metering.tests import support as s
-from modules.rentals import services as rentals
+from modules.rentals.contract_lines import remove_device
 from tests.api_support import add_customer, bearer
 from tests.auth_support import CSRF_RE, login, make_user
 
@@ -43,7 +43,7 @@ def moved(app):
         campaigns.create_due_requests(D("2026-06-30"), [before.id])
         db.session.commit()
         ids["request"] = db.session.scalar(sa.select(ReadingRequest.id).where(ReadingRequest.customer_id == before.id))
-        rentals.remove_device(old, device.id, "2026-06-30", {"bw": 15_500, "color": 2_550})
+        remove_device(old, device.id, "2026-06-30", {"bw": 15_500, "color": 2_550})
         s.contract(after.id, [(device, {"bw": 15_500, "color": 2_550})], start_date="2026-07-01")
         ids["after_readings"] = [s.read(device, "2026-08-01", bw=17_000, color=2_700).id]
         db.session.commit()

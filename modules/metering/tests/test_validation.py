@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from core.settings import set_setting
-from modules.metering.services import MeteringError, record_reading, record_replacement, validate_reading
+from core.validation import ValidationError
+from modules.metering.readings import record_reading
+from modules.metering.replacements import record_replacement
 from modules.metering.tests import support as s
+from modules.metering.validation import validate_reading
 
 NOW = s.at("2026-12-31")
 
@@ -20,7 +23,7 @@ def device(db_session):
 
 
 def errors_of(*args, **kwargs) -> dict[str, str]:
-    with pytest.raises(MeteringError) as caught:
+    with pytest.raises(ValidationError) as caught:
         validate_reading(*args, now=NOW, **kwargs)
     return caught.value.errors
 

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 from core.db import db
 from core.extensions import limiter
 from core.models import Partner
-from modules.rentals import services
+from modules.rentals.catalogue import find_or_create_model
+from modules.rentals.contracts import create_contract
+from modules.rentals.devices import create_device
 from modules.rentals.models import Contract, Device, DeviceModel
 from tests.auth_support import CSRF_RE, login, make_customer, make_user
 
@@ -64,7 +66,7 @@ def contract_form(customer_id: int, **overrides) -> dict:
 @pytest.fixture
 def catalogue(app):
     with app.app_context():
-        model = services.find_or_create_model("Canon", "imageRUNNER ADVANCE DX C3826i", ["bw", "color"])
+        model = find_or_create_model("Canon", "imageRUNNER ADVANCE DX C3826i", ["bw", "color"])
         db.session.commit()
         return model.id
 
@@ -170,10 +172,8 @@ def test_contract_page_reports_missing_counters_when_adding_a_device(app, catalo
     client = logged_in(app, "dealer_admin")
     with app.app_context():
         customer_id = make_customer("Hotel Bellavista Spa")
-        contract = services.create_contract({"customer_id": customer_id, "start_date": "2026-01-01"})
-        device = services.create_device(
-            {"serial": "X1", "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"}
-        )
+        contract = create_contract({"customer_id": customer_id, "start_date": "2026-01-01"})
+        device = create_device({"serial": "X1", "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"})
         db.session.commit()
         contract_id, device_id = contract.id, device.id
 
@@ -193,7 +193,7 @@ def test_contract_page_reports_missing_counters_when_adding_a_device(app, catalo
 def test_device_form_rejects_a_duplicate_serial_on_the_field(app, catalogue):
     client = logged_in(app, "technician")
     with app.app_context():
-        services.create_device({"serial": "SN1", "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"})
+        create_device({"serial": "SN1", "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"})
         db.session.commit()
 
     response = submit(
@@ -213,10 +213,8 @@ def test_lists_search_by_serial_and_filter_by_customer(app, catalogue):
     with app.app_context():
         customer_id = make_customer("Hotel Bellavista Spa")
         for serial in ("AAA111", "BBB222"):
-            services.create_device(
-                {"serial": serial, "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"}
-            )
-        services.create_contract({"customer_id": customer_id, "start_date": "2026-01-01"})
+            create_device({"serial": serial, "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"})
+        create_contract({"customer_id": customer_id, "start_date": "2026-01-01"})
         db.session.commit()
 
     devices = client.get("/admin/rentals_device/?search=AAA").get_data(as_text=True)
@@ -261,13 +259,13 @@ def test_contract_pages_show_numbers_money_and_dates_in_the_users_language(app, 
 def test_adding_a_device_offers_a_blank_choice_and_each_devices_meters(app, catalogue):
     client = logged_in(app, "dealer_admin")
     with app.app_context():
-        services.find_or_create_model("Kyocera", "ECOSYS P2040dn", ["bw"])
-        contract = services.create_contract({"customer_id": make_customer(), "start_date": "2026-01-01"})
+        find_or_create_model("Kyocera", "ECOSYS P2040dn", ["bw"])
+        contract = create_contract({"customer_id": make_customer(), "start_date": "2026-01-01"})
         for serial, maker, model in (
             ("COLOUR1", "Canon", "imageRUNNER ADVANCE DX C3826i"),
             ("MONO1", "Kyocera", "ECOSYS P2040dn"),
         ):
-            services.create_device({"serial": serial, "manufacturer": maker, "model": model})
+            create_device({"serial": serial, "manufacturer": maker, "model": model})
         db.session.commit()
         details = f"/admin/rentals_contract/details/?id={contract.id}"
         add_url = f"/admin/rentals_contract/devices/add/?id={contract.id}"
@@ -308,10 +306,8 @@ def test_installation_counter_of_thirteen_digits_is_refused_on_the_contract_page
     client = logged_in(app, "dealer_admin")
     with app.app_context():
         customer_id = make_customer("Hotel Bellavista Spa")
-        contract = services.create_contract({"customer_id": customer_id, "start_date": "2026-01-01"})
-        device = services.create_device(
-            {"serial": "X13", "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"}
-        )
+        contract = create_contract({"customer_id": customer_id, "start_date": "2026-01-01"})
+        device = create_device({"serial": "X13", "manufacturer": "Canon", "model": "imageRUNNER ADVANCE DX C3826i"})
         db.session.commit()
         contract_id, device_id = contract.id, device.id
 

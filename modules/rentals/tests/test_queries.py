@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from core.db import db
-from modules.rentals import services
+from modules.rentals.contracts import create_contract
+from modules.rentals.devices import create_device
 from tests.api_support import add_customer, bearer
 from tests.query_counter import Queries, assert_not_growing, count_queries
 
@@ -19,10 +20,10 @@ def add_contracted_devices(customer_id: int, count: int) -> None:
     for _ in range(count):
         number = next(serials)
         maker = ("Kyocera", "Ricoh")[number % 2]
-        device = services.create_device(
+        device = create_device(
             {"serial": f"SN{number}", "manufacturer": maker, "model": f"Model {number}", "meters": ["bw", "color"]}
         )
-        services.create_contract(
+        create_contract(
             {
                 "customer_id": customer_id,
                 "start_date": "2026-01-01",
@@ -31,9 +32,7 @@ def add_contracted_devices(customer_id: int, count: int) -> None:
                 "devices": [{"device_id": device.id, "counters": {"bw": 1000 * number, "color": 10 * number}}],
             }
         )
-    services.create_device(
-        {"serial": f"STOCK{next(serials)}", "manufacturer": "Kyocera", "model": "Stock", "meters": ["bw"]}
-    )
+    create_device({"serial": f"STOCK{next(serials)}", "manufacturer": "Kyocera", "model": "Stock", "meters": ["bw"]})
     db.session.commit()
 
 

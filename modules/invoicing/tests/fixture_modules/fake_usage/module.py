@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from core.context import ModuleContext
-from core.extension_points import BillableLine
+from core.extension_points import BILLABLE_SOURCE, BillableLine
 
 # customer id -> lines (each with `available_from`: the source offers it from that as_of on)
 LINES: dict[int, list[tuple[dt.date, BillableLine]]] = {}
@@ -33,4 +33,4 @@ class FakeUsageSource:
 
 
 def setup(ctx: ModuleContext) -> None:
-    ctx.register("billable_source", FakeUsageSource())
+    ctx.register(BILLABLE_SOURCE, FakeUsageSource())

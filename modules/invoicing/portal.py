@@ -11,18 +11,18 @@ from core.portal import portal_view
 from modules.invoicing import pdf
 from modules.invoicing.models import Invoice
 
-portal_bp = Blueprint("invoicing_portal", __name__, url_prefix="/portal/invoices")
+bp = Blueprint("invoicing_portal", __name__, url_prefix="/portal/invoices")
 
 
-@portal_bp.route("/")
+@bp.route("/")
 @portal_view("portal.invoices")
 def invoices():
     query = customer_scoped(db.select(Invoice), Invoice.customer_id).where(Invoice.state == "posted")
     documents = db.session.scalars(query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(500)).all()
-    return render_template("portal/invoicing_invoices.html", invoices=documents, user=current_user)
+    return render_template("invoicing/portal/invoices.html", invoices=documents, user=current_user)
 
 
-@portal_bp.route("/<int:invoice_id>.pdf")
+@bp.route("/<int:invoice_id>.pdf")
 @portal_view("portal.invoices")
 def download(invoice_id: int):
     invoice = get_scoped_or_404(Invoice, invoice_id, Invoice.customer_id)

@@ -90,7 +90,7 @@ class CampaignView(SecuredView):
         query = base.where(_status_filter(status)).order_by(ReadingRequest.due_date.desc(), ReadingRequest.id.desc())
         page = db.paginate(query, per_page=self.page_size, error_out=False)
         return self.render(
-            "metering/campaigns.html",
+            "metering/admin/campaigns.html",
             page=page,
             counts=counts,
             sent=sent,
