@@ -17,9 +17,19 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
+from core import labels
 from core.csv_files import neutralise_formula
 from core.db import db
-from core.extension_points import DASHBOARD, DashboardCard, implementations
+from core.extension_points import (
+    DASHBOARD,
+    RECORD_PANELS,
+    DashboardCard,
+    RecordActionProvider,
+    RecordLink,
+    RecordPanel,
+    implementations,
+)
+from core.labels import number
 from core.permissions import has_permission
 from core.security import csp_nonce
 from core.validation import ValidationError
@@ -96,6 +106,27 @@ class SecuredModelView(SecuredMixin, ModelView):
     page_size = 50
     can_view_details = True
     can_export = True
+    # Columns showing an enum code, by the registered enum naming its labels: {"state": "invoice.state"}.
+    column_enums: dict[str, str] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every list and details page: related records as labelled links, enum codes by their label, moments in the
+        # dealer's time zone, dates and numbers in the user's language (core/labels.py).
+        self.column_type_formatters = labels.type_formatters(self.column_type_formatters)
+        self.column_type_formatters_detail = labels.type_formatters(self.column_type_formatters_detail)
+        enum_formatters = {column: labels.enum_column(enum) for column, enum in self.column_enums.items()}
+        self.column_formatters = {**enum_formatters, **(self.column_formatters or {})}
+        self.column_formatters_detail = {**enum_formatters, **(self.column_formatters_detail or {})}
+        self.column_formatters_export = {**enum_formatters, **(self.column_formatters_export or {})}
+
+    def get_column_name(self, field: str) -> str:
+        """The column's label, else core's shared one (`created_at`: "Created"), never Flask-Admin's English guess."""
+        if self.column_labels and field in self.column_labels:
+            return self.column_labels[field]
+        if field in labels.COMMON_COLUMN_LABELS:
+            return labels.COMMON_COLUMN_LABELS[field]
+        return super().get_column_name(field)
 
     def _can_edit(self) -> bool:
         return has_permission(current_user, self.edit_permission)
@@ -130,12 +161,57 @@ class SecuredModelView(SecuredMixin, ModelView):
 
 
 class DashboardView(SecuredMixin, AdminIndexView):
-    """The landing page: cards contributed by modules through the `dashboard` extension point."""
+    """The landing page: what needs doing today, contributed by modules through the `dashboard` extension point."""
 
     @expose("/")
     def index(self):
         cards = [card for provider in implementations(DASHBOARD) for card in provider.dashboard_cards()]
-        return self.render("admin/dashboard.html", cards=cards)
+        can_fill = has_permission(current_user, "company.manage")
+        return self.render(
+            "admin/dashboard.html",
+            cards=cards,
+            company_missing=company_missing(),
+            has_company_form=can_fill,
+            company_form_url=company_form_url() if can_fill else None,
+        )
+
+
+def company_missing() -> list[str]:
+    """The company data an invoice needs and the dealer has not filled in yet (the first-run banner names them)."""
+    import sqlalchemy as sa
+
+    from core.models import Company
+    from core.partners import FIELD_LABELS
+
+    company = db.session.scalar(sa.select(Company).order_by(Company.id).limit(1))
+    needed = ("name", "vat_number", "street", "postal_code", "city", "email")
+    return [str(FIELD_LABELS[name]) for name in needed if company is None or not getattr(company, name)]
+
+
+def company_form_url() -> str:
+    import sqlalchemy as sa
+
+    from core.models import Company
+
+    company_id = db.session.scalar(sa.select(Company.id).order_by(Company.id).limit(1))
+    if company_id is None:
+        return url_for("core_company.create_view")
+    return url_for("core_company.edit_view", id=company_id)
+
+
+def record_panels(kind: str, record_id: int) -> list[RecordPanel]:
+    """The panels the enabled modules add to the page of record `record_id` of `kind` (the detail templates' call)."""
+    return [panel for provider in implementations(RECORD_PANELS) for panel in provider.record_panels(kind, record_id)]
+
+
+def record_actions(kind: str, record_id: int) -> list[RecordLink]:
+    """The actions the enabled modules offer on record `record_id` of `kind` (a run's missing reading: enter it)."""
+    return [
+        action
+        for provider in implementations(RECORD_PANELS)
+        if isinstance(provider, RecordActionProvider)
+        for action in provider.record_actions(kind, record_id)
+    ]
 
 
 class ModulesView(SecuredView):
@@ -150,7 +226,7 @@ class ModulesView(SecuredView):
 
 
 class CoreDashboard:
-    """Core's dashboard figures (customers, mail waiting, failed jobs), each shown only to who may open it."""
+    """Core's part of the day's work: mail that failed or is held, jobs that failed; each shown to who may open it."""
 
     def dashboard_cards(self) -> list[DashboardCard]:
         import sqlalchemy as sa
@@ -163,13 +239,14 @@ class CoreDashboard:
         cards = []
         if has_permission(current_user, "partners.view"):
             customers = count(Partner, Partner.is_customer.is_(True), Partner.active.is_(True))
-            cards.append(DashboardCard(_("Active customers"), str(customers), url_for("core_partner.index_view")))
+            cards.append(DashboardCard(_("Active customers"), number(customers), url_for("core_partner.index_view")))
         if has_permission(current_user, "outbox.view"):
-            waiting = count(OutboxMessage, OutboxMessage.status.in_(("pending", "failed")))
-            cards.append(DashboardCard(_("Emails waiting or failed"), str(waiting), url_for("core_outbox.index")))
+            for status, title in (("failed", _("Emails failed")), ("kept", _("Emails held in the outbox"))):
+                waiting = count(OutboxMessage, OutboxMessage.status == status)
+                cards.append(DashboardCard(title, number(waiting), url_for("core_outbox.index", status=status)))
         if has_permission(current_user, "jobs.manage"):
             failed = count(JobRecord, JobRecord.status == "failed")
-            cards.append(DashboardCard(_("Failed jobs"), str(failed), url_for("core_jobs.index", status="failed")))
+            cards.append(DashboardCard(_("Failed jobs"), number(failed), url_for("core_jobs.index", status="failed")))
         return cards
 
 
@@ -181,8 +258,62 @@ def init_admin(app: Flask) -> Admin:
         index_view=DashboardView(name=_l("Dashboard"), url="/admin"),
         csp_nonce_generator=csp_nonce,
     )
+    labels.init_app(app)
+    _register_core_labels(app)
+    app.jinja_env.globals.update(record_panels=record_panels, record_actions=record_actions)
     admin.add_view(ModulesView(name=_l("Modules"), endpoint="core_modules", category=_l("Settings")))
     return admin
+
+
+AUDIT_ACTIONS = {
+    "create": _l("Record created"),
+    "update": _l("Record changed"),
+    "delete": _l("Record deleted"),
+    "login": _l("Logged in"),
+    "login_failed": _l("Failed login"),
+    "logout": _l("Logged out"),
+    "password_changed": _l("Password changed"),
+    "password_set": _l("Password set"),
+    "set_password_sent": _l("Set-password email sent"),
+    "password_reset_requested": _l("Password reset requested"),
+    "token_created": _l("API token created"),
+    "token_used": _l("API token used"),
+    "token_revoked": _l("API token revoked"),
+}
+CORE_TABLES = {
+    "core_module": _l("Module"),
+    "core_partner": _l("Partner"),
+    "core_partner_contact": _l("Partner contact"),
+    "core_company": _l("Company"),
+    "core_sequence": _l("Numbering"),
+    "core_setting": _l("Setting"),
+    "core_audit_log": _l("Audit log"),
+    "core_user": _l("User"),
+    "core_api_token": _l("API token"),
+    "core_user_session": _l("Login session"),
+    "core_outbox_message": _l("Email"),
+    "core_outbox_attachment": _l("Email attachment"),
+    "core_job": _l("Job"),
+}
+
+
+def _register_core_labels(app: Flask) -> None:
+    from core.auth.admin import LANGUAGE_CHOICES, ROLE_LABELS
+    from core.jobs import STATUS_LABELS as JOB_STATUSES
+    from core.models import Company, Partner, User
+    from core.outbox import STATUS_LABELS as OUTBOX_STATUSES
+
+    labels.register_enum(app, "audit.action", AUDIT_ACTIONS)
+    labels.register_enum(app, "audit.table", CORE_TABLES)
+    labels.register_enum(app, "user.role", ROLE_LABELS)
+    labels.register_enum(app, "language", {code: label for code, label in LANGUAGE_CHOICES if code})
+    labels.register_enum(app, "job.status", JOB_STATUSES)
+    labels.register_enum(app, "outbox.status", OUTBOX_STATUSES)
+    labels.register_enum(app, "job.func", {"core.outbox:send_message": _l("Send an email")})
+    labels.register_record(app, Partner, lambda partner: partner.name)
+    labels.register_kind(app, "customer", lambda ident: db.session.get(Partner, ident))
+    labels.register_record(app, Company, lambda company: company.name)
+    labels.register_record(app, User, lambda user: user.name or user.email)
 
 
 def model_view(view_class: type[ModelView], model, name, endpoint: str, category=None) -> ModelView:

@@ -7,6 +7,9 @@ import secrets
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# BASE_URL left at this default means a developer's machine: emailed links then follow the address being served
+# (core.auth.services.external_url).
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 
 
 def _instance_dir() -> Path:
@@ -55,7 +58,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
-        "BASE_URL": env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "BASE_URL": env.get("BASE_URL", DEFAULT_BASE_URL).rstrip("/"),
         # Reverse proxies whose X-Forwarded-For/-Proto are believed (werkzeug's ProxyFix); 0 believes none.
         "TRUSTED_PROXIES": _hop_count("TRUSTED_PROXIES", env.get("TRUSTED_PROXIES")),
         # Rate limits live in Redis when configured; if it stops answering, each process counts in memory meanwhile.

@@ -73,6 +73,46 @@ class DashboardProvider(Protocol):
         """Cards for the staff dashboard; called on each visit, so keep it to a few cheap queries."""
 
 
+@dataclass(frozen=True)
+class RecordLink:
+    """One row of a record panel, or an action on a record: a text, where it leads, and a short detail beside it."""
+
+    label: str
+    url: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RecordPanel:
+    """What a module shows on another record's page: its related rows, a link to all of them, and actions."""
+
+    title: str
+    items: tuple[RecordLink, ...] = ()
+    more: RecordLink | None = None
+    actions: tuple[RecordLink, ...] = ()
+    empty: str = ""
+
+
+@runtime_checkable
+class RecordPanelProvider(Protocol):
+    """Adds panels to the back-office page of a record of core or a module the provider may know.
+
+    `kind` is one of "customer" (core_partner), "contract", "device" (rentals); a provider returns [] for a kind it
+    does not know, so a module adds to a page without the page's module importing it.
+    """
+
+    def record_panels(self, kind: str, record_id: int) -> list[RecordPanel]:
+        """The panels for record `record_id` of `kind`, seen by the current user; must not write."""
+
+
+@runtime_checkable
+class RecordActionProvider(Protocol):
+    """Optional second method of a RecordPanelProvider: the actions on a record, for pages listing many records."""
+
+    def record_actions(self, kind: str, record_id: int) -> list[RecordLink]:
+        """What the current user can do with record `record_id` of `kind` (a metering device: enter a reading)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ExtensionPoint(Generic[T]):
     """A named registry slot whose implementations satisfy `protocol`; `implementations(point)` is a `list[T]`."""
@@ -83,7 +123,8 @@ class ExtensionPoint(Generic[T]):
 
 BILLABLE_SOURCE: ExtensionPoint[BillableSource] = ExtensionPoint("billable_source", BillableSource)
 DASHBOARD: ExtensionPoint[DashboardProvider] = ExtensionPoint("dashboard", DashboardProvider)
-EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (BILLABLE_SOURCE, DASHBOARD)
+RECORD_PANELS: ExtensionPoint[RecordPanelProvider] = ExtensionPoint("record_panels", RecordPanelProvider)
+EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (BILLABLE_SOURCE, DASHBOARD, RECORD_PANELS)
 
 
 class ExtensionRegistry:

@@ -29,10 +29,19 @@ def healthz():
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {exc.__class__.__name__}"
+    # Informational: without a worker queued jobs wait, but the web application itself is fine.
+    from core.jobs import workers_taking_jobs
+
+    workers = workers_taking_jobs()
     resolution = current_app.extensions["copydesk"].resolution
     modules = {name: status.state for name, status in resolution.statuses.items()}
     healthy = all(v in ("ok", "not configured") for v in checks.values())
-    body = {"status": "ok" if healthy else "degraded", **checks, "modules": modules}
+    body = {
+        "status": "ok" if healthy else "degraded",
+        **checks,
+        "workers": "inline" if workers is None else workers,
+        "modules": modules,
+    }
     return jsonify(body), 200 if healthy else 503
 
 

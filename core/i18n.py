@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ast
+import decimal
+import re
 
+from babel.numbers import NumberFormatError, parse_decimal
 from flask import Flask, current_app, request
-from flask_babel import format_currency, format_date, format_decimal
+from flask_babel import format_currency, format_date, format_decimal, get_locale
 from flask_login import current_user
 
 from core.extensions import babel
@@ -26,6 +29,24 @@ def select_locale() -> str:
             return forced
         return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
     return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+_SPACES = re.compile(r"[\s\u00a0\u202f\u2009]")
+
+
+def parse_whole_number(text: str) -> int | None:
+    """A whole number as typed in the user's language (`12.345` in Italian, `12,345` in English, spaces grouping);
+    None when it is not one: a decimal part, or the separators of another language (`12.345,6` in English)."""
+    text = _SPACES.sub("", text or "")
+    if text.isdigit():
+        return int(text)
+    if not text or not all(char.isdigit() or not char.isalnum() for char in text):
+        return None
+    try:
+        number = parse_decimal(text, locale=get_locale() or "en", strict=True)
+    except (NumberFormatError, decimal.InvalidOperation):
+        return None
+    return int(number) if number == number.to_integral_value() and number >= 0 and number.is_finite() else None
 
 
 def extract_manifest(fileobj, keywords, comment_tags, options):

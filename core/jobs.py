@@ -206,6 +206,20 @@ def _queue(app: Flask, name: str | None = None) -> Queue:
     return Queue(name or app.config["JOB_QUEUE"], connection=redis_connection(app), serializer=JSONSerializer)
 
 
+def workers_taking_jobs(app: Flask | None = None) -> int | None:
+    """How many RQ workers listen on the app's queue; None without REDIS_URL, where jobs run inline and need none.
+
+    A worker that died without deregistering drops out when its heartbeat key expires; Redis not answering counts 0.
+    """
+    app = app or current_app._get_current_object()
+    if not app.config.get("REDIS_URL"):
+        return None
+    try:
+        return len(Worker.all(queue=_queue(app)))
+    except redis.RedisError:
+        return 0
+
+
 def _rq_job_alive(app: Flask, job_id: str) -> bool:
     """Whether Redis holds the job queued, running or scheduled; when Redis cannot tell, assume it does."""
     try:

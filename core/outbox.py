@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from email.utils import formataddr, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -253,14 +254,26 @@ def as_sent(message: OutboxMessage, pairs: list[tuple[str, str]] | None = None) 
     )
 
 
-def _mail_message(message: OutboxMessage, pairs: list[tuple[str, str]]) -> Message:
+def sender_and_reply_to(session: Session | None = None) -> tuple[str, str | None]:
+    """From and Reply-To of every email: the dealer's company name at MAIL_DEFAULT_SENDER's address (the one the mail
+    server may send from), replies to the company's contact email; MAIL_DEFAULT_SENDER as it is without company data."""
+    configured = current_app.config["MAIL_DEFAULT_SENDER"]
+    company = (session or db.session).scalar(sa.select(Company).order_by(Company.id).limit(1))
+    if company is None or not company.name:
+        return configured, None
+    return formataddr((company.name, parseaddr(configured)[1])), company.email or None
+
+
+def _mail_message(message: OutboxMessage, pairs: list[tuple[str, str]], session: Session) -> Message:
     subject, text, html = as_sent(message, pairs)
+    sender, reply_to = sender_and_reply_to(session)
     mail_message = Message(
         subject=subject,
         recipients=list(message.recipients),
         body=text,
         html=html,
-        sender=current_app.config["MAIL_DEFAULT_SENDER"],
+        sender=sender,
+        reply_to=reply_to,
     )
     for attachment in message.attachments:
         mail_message.attach(attachment.filename, attachment.mimetype, attachment.content)
@@ -286,7 +299,7 @@ def send_message(message_id: int) -> None:
         pairs: list[tuple[str, str]] = []
         try:
             pairs = _unseal(message)
-            mail.send(_mail_message(message, pairs))
+            mail.send(_mail_message(message, pairs, session))
         except Exception as exc:
             error = _scrub(f"{exc.__class__.__name__}: {exc}", pairs)
             schedule = retry_schedule()
@@ -373,7 +386,7 @@ class OutboxView(SecuredView):
             "admin/outbox_details.html",
             message=message,
             language_name=_language_name(message.language),
-            sender=current_app.config["MAIL_DEFAULT_SENDER"],
+            sender=sender_and_reply_to()[0],
             can_resend=message.status in RESENDABLE,
         )
 

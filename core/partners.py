@@ -38,6 +38,19 @@ def normalize_vat(value: str | None, country: str = "IT") -> str | None:
         raise ValueError(_("%(value)s is not a valid VAT number", value=value)) from None
 
 
+def vat_id(vat_number: str, country: str | None = "IT") -> tuple[str, str]:
+    """(country prefix, number) of a stored VAT number: Italian ones are stored bare, others with their prefix."""
+    compact = vat_number.strip().upper().replace(" ", "")
+    if compact[:2].isalpha():
+        return compact[:2], compact[2:]
+    return (country or "IT").upper(), compact
+
+
+def vat_display(vat_number: str | None, country: str | None = "IT") -> str:
+    """A VAT number as printed, with its country prefix once (IT00743110157, ESB12345674)."""
+    return "".join(vat_id(vat_number, country)) if vat_number else ""
+
+
 def normalize_fiscal_code(value: str | None, country: str = "IT") -> str | None:
     """An Italian codice fiscale (16 characters for people, 11 digits for companies)."""
     if not value or not value.strip():
@@ -144,11 +157,14 @@ FIELD_LABELS = {
 class PartnerView(SecuredModelView):
     permission = "partners.view"
     edit_permission = "partners.edit"
+    # The modules' panels (contracts, devices, invoices, reading requests) under the fields: core.admin.record_panels.
+    details_template = "admin/partner_details.html"
     column_list = ("name", "vat_number", "city", "email", "language", "is_customer", "active")
     column_searchable_list = ("name", "vat_number", "fiscal_code", "email", "city")
     column_filters = ("is_customer", "is_supplier", "active", "city", "province", "language")
     column_default_sort = "name"
     column_labels = FIELD_LABELS
+    column_enums = {"language": "language"}
     form_excluded_columns = ("created_at",)
     inline_models = (
         (

@@ -11,12 +11,18 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 
+from core.auth import portal_users
+from core.auth.forms import PortalInviteForm
+from core.auth.services import UserError
 from core.auth.views import csrf_failed, handle_login, login_limits, rate_limited
+from core.db import db
 from core.permissions import has_permission, is_staff
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -98,6 +104,67 @@ def login():
     return handle_login("portal")
 
 
+@bp.route("/users/", methods=["GET", "POST"])
+@portal_view("portal.manage_users")
+def users():
+    form = PortalInviteForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            invited = portal_users.invite(current_user, form.email.data, form.name.data, form.role.data)
+        except UserError as exc:
+            db.session.rollback()
+            getattr(form, exc.field, form.email).errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash(_("%(email)s will receive an email to choose a password.", email=invited.email), "success")
+            return redirect(url_for(".users"))
+    if form.errors:
+        status = 422
+    return render_template(
+        "portal/users.html",
+        form=form,
+        users=portal_users.company_users(current_user),
+        roles=dict(form.role.choices),
+    ), status
+
+
+def _change_user(user_id: int, change: Callable, success: str):
+    if not FlaskForm().validate_on_submit():  # the CSRF token only
+        abort(400)
+    user = portal_users.company_user_or_404(current_user, user_id)
+    try:
+        change(user)
+    except UserError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(success % {"name": user.name}, "success")
+    return redirect(url_for(".users"))
+
+
+@bp.route("/users/<int:user_id>/active", methods=["POST"])
+@portal_view("portal.manage_users")
+def user_active(user_id: int):
+    active = request.form.get("active") == "1"
+    return _change_user(
+        user_id,
+        lambda user: portal_users.set_active(current_user, user, active),
+        _("%(name)s can use the portal again.") if active else _("%(name)s can no longer use the portal."),
+    )
+
+
+@bp.route("/users/<int:user_id>/role", methods=["POST"])
+@portal_view("portal.manage_users")
+def user_role(user_id: int):
+    return _change_user(
+        user_id,
+        lambda user: portal_users.set_role(current_user, user, request.form.get("role")),
+        _("The role of %(name)s is changed."),
+    )
+
+
 @bp.app_context_processor
 def _portal_menu() -> dict:
     return {"portal_menu": lambda: portal_links(current_user)}
@@ -115,4 +182,13 @@ def init_app(app: Flask) -> None:
         icon="key",
         description=_l("Choose a new password; your other devices are logged out."),
         order=900,
+    )
+    register_portal_link(
+        app,
+        "portal.users",
+        _l("Users"),
+        icon="users",
+        permission="portal.manage_users",
+        description=_l("Invite your colleagues to the portal, disable their access, choose who administers it."),
+        order=800,
     )

@@ -33,3 +33,9 @@ def next_number(code: str, year: int) -> int:
 
 def format_number(number: int, year: int) -> str:
     return f"{number}/{year}"
+
+
+def peek_next(code: str, year: int) -> int:
+    """The number `next_number` would give now, taking nothing (for a confirmation; someone may post first)."""
+    last = db.session.scalar(sa.select(Sequence.last_value).where(Sequence.code == code, Sequence.year == year))
+    return (last or 0) + 1

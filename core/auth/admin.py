@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
-from flask import Flask, flash
+from flask import Flask, current_app, flash
 from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms.validators import ValidationError
 
+from core import labels
 from core.admin import SecuredModelView, model_view
 from core.auth import services, sessions
 from core.auth.services import UserError
@@ -55,6 +54,7 @@ class UserView(SecuredModelView):
     column_filters = ("role", "active", "language", "customer.name")
     column_default_sort = "email"
     column_formatters = {"role": lambda view, context, model, name: ROLE_LABELS.get(model.role, model.role)}
+    column_enums = {"language": "language"}
     form_columns = ("email", "name", "role", "customer", "language", "active")
     form_choices = {"role": [(role, ROLE_LABELS[role]) for role in ROLES], "language": LANGUAGE_CHOICES}
     form_args = {
@@ -127,11 +127,47 @@ class UserView(SecuredModelView):
             )
 
 
-def _changes(view, context, model: AuditLog, name: str) -> str:
+def _audited(model: AuditLog) -> tuple[type | None, object | None]:
+    """The model class of an entry's table and the record itself when it still exists."""
+    cls = next((m.class_ for m in db.Model.registry.mappers if m.local_table.name == model.object_type), None)
+    if cls is None or not model.object_id or not model.object_id.isdigit():
+        return cls, None
+    return cls, db.session.get(cls, int(model.object_id))
+
+
+def _field_label(cls: type | None, field: str) -> str:
+    """A changed field by the label the back office gives it (the admin view of its model), else core's shared one."""
+    admin = current_app.extensions["copydesk"].admin
+    view = next((v for v in admin._views if getattr(v, "model", None) is cls), None) if cls else None
+    if view is not None and view.column_labels and field in view.column_labels:
+        return str(view.column_labels[field])
+    return str(labels.COMMON_COLUMN_LABELS.get(field, field.replace("_", " ")))
+
+
+def _value(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _changes_text(model: AuditLog, limit: int | None) -> str:
     if not model.changes:
         return ""
-    text = json.dumps(model.changes, ensure_ascii=False, sort_keys=True, default=str)
-    return text if len(text) <= 200 else text[:199] + "…"
+    cls, _record = _audited(model)
+    parts = []
+    for field, change in sorted(model.changes.items()):
+        if isinstance(change, list) and len(change) == 2:
+            parts.append(f"{_field_label(cls, field)}: {_value(change[0])} → {_value(change[1])}")
+        else:
+            parts.append(f"{_field_label(cls, field)}: {_value(change)}")
+    text = "; ".join(parts)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _object(view, context, model: AuditLog, name: str):
+    """The record an entry is about, by its label and linked; a deleted one by its table's label."""
+    _cls, record = _audited(model)
+    if record is not None:
+        return labels.record_link(record)
+    return ""
 
 
 class AuditLogView(SecuredModelView):
@@ -148,17 +184,25 @@ class AuditLogView(SecuredModelView):
         "actor": _l("Who"),
         "action": _l("Action"),
         "object_type": _l("Object type"),
-        "object_id": _l("Object id"),
+        "object_id": _l("Record"),
         "changes": _l("Changes"),
         "ip_address": _l("IP address"),
-        "user_id": _l("User id"),
+        "user_id": _l("User"),
     }
+    column_enums = {"action": "audit.action", "object_type": "audit.table"}
     column_default_sort = ("at", True)
     column_filters = ("at", "actor", "action", "object_type", "object_id", "user_id", "ip_address")
     column_searchable_list = ("actor", "action", "object_type", "object_id")
-    column_formatters = {"changes": _changes}
+    column_formatters = {
+        "changes": lambda view, context, model, name: _changes_text(model, 200),
+        "object_id": _object,
+    }
     column_formatters_detail = {
-        "changes": lambda view, context, model, name: json.dumps(model.changes, ensure_ascii=False, indent=2)
+        "changes": lambda view, context, model, name: _changes_text(model, None),
+        "object_id": _object,
+        "user_id": lambda view, context, model, name: (
+            labels.record_link(db.session.get(User, model.user_id)) if model.user_id else ""
+        ),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, StringField
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from core.auth.services import MIN_PASSWORD_LENGTH
@@ -57,3 +57,15 @@ class ChangePasswordForm(FlaskForm):
 class LanguageForm(FlaskForm):
     language = HiddenField(validators=[_required])
     next = HiddenField()
+
+
+class PortalInviteForm(FlaskForm):
+    """A customer administrator invites a colleague to the portal."""
+
+    email = StringField(_l("Email"), validators=[_required], render_kw={"type": "email", "autocomplete": "off"})
+    name = StringField(_l("Name"))
+    role = SelectField(
+        _l("Role"),
+        choices=[("customer_user", _l("Customer user")), ("customer_admin", _l("Customer administrator"))],
+        validate_choice=False,  # the service refuses an unknown role, with its own message
+    )

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core import audit
 from core.auth import sessions
+from core.config import DEFAULT_BASE_URL
 from core.db import db, utcnow
 from core.models import Company, Partner, User, UserSession
 from core.permissions import CUSTOMER_ROLES, ROLES
@@ -268,9 +270,39 @@ def company_name() -> str:
 
 
 def external_url(endpoint: str, **values: Any) -> str:
-    """An absolute link for an email, always on BASE_URL: never the request's Host header, which a client sets."""
+    """An absolute link for an email, on `base_url()`."""
     path = current_app.url_map.bind("localhost").build(endpoint, values)
-    return current_app.config["BASE_URL"] + path
+    return base_url() + path
+
+
+def base_url() -> str:
+    """Where emailed links point: BASE_URL, never the request's Host header, which a client sets.
+
+    Only while BASE_URL is left at its embedded default (a developer's machine, `make run PORT=5101`) do links follow
+    the address being served: the request's, when its host is a loopback or private IP address or `localhost` (a
+    public name or address there could be a forged Host header), else SERVER_NAME when configured (a job outside a
+    request), else the default.
+    """
+    configured = current_app.config["BASE_URL"]
+    if configured != DEFAULT_BASE_URL:
+        return configured
+    if has_request_context() and _local_host(request.host):
+        return request.host_url.rstrip("/")
+    if current_app.config.get("SERVER_NAME"):
+        return f"{current_app.config['PREFERRED_URL_SCHEME']}://{current_app.config['SERVER_NAME']}"
+    return configured
+
+
+def _local_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private
 
 
 def _send_link(user: User, purpose: LinkPurpose, endpoint: str) -> None:

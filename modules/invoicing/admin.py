@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Response, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from core import clock
+from core import clock, jobs, labels
 from core.admin import SecuredView
 from core.db import contains, db
 from core.models import Partner
@@ -67,6 +69,21 @@ def _post_many(invoices: list[Invoice]) -> None:
         flash(_("Nothing to post: choose at least one draft."), "warning")
 
 
+EMAIL_STATES = {
+    "pending": _l("being sent"),
+    "sent": _l("sent"),
+    "failed": _l("not sent: the mail server refused it (see the outbox)"),
+    "kept": _l("kept in the outbox: no mail server is configured"),
+}
+
+
+def email_state(invoice: Invoice) -> str:
+    """What became of a posted document's email, in words: sent, kept in the outbox and why, or why none was sent."""
+    if invoice.email_message is None:
+        return invoice.email_note or ""
+    return str(EMAIL_STATES.get(invoice.email_message.status, invoice.email_message.status))
+
+
 def _download(content: bytes, mimetype: str, name: str) -> Response:
     response = Response(content, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -116,17 +133,33 @@ class BillingRunsView(SecuredView):
             customers=customers,
             threshold=review_threshold(),
             refresh=run.status in ("queued", "running"),
+            no_worker=run.status in ("queued", "running") and jobs.workers_taking_jobs() == 0,
+            drafts=sum(1 for invoice in invoices if invoice.state == "draft"),
             percent=int(run.done * 100 / run.total) if run.total else 100,
         )
 
     @expose("/<int:run_id>/post", methods=["POST"])
     def post(self, run_id: int):
-        db.get_or_404(BillingRun, run_id)
-        query = sa.select(Invoice).where(Invoice.billing_run_id == run_id, Invoice.state == "draft")
+        """Numbers are final: the first POST shows which drafts get which numbers; the confirmed one posts them."""
+        run = db.get_or_404(BillingRun, run_id)
+        query = (
+            sa.select(Invoice)
+            .options(selectinload(Invoice.customer))
+            .where(Invoice.billing_run_id == run_id, Invoice.state == "draft")
+        )
         if request.form.get("all") != "1":
             chosen = [int(value) for value in request.form.getlist("invoice_id") if value.isdigit()]
             query = query.where(Invoice.id.in_(chosen))
-        _post_many(list(db.session.scalars(query.order_by(Invoice.id))))
+        drafts = list(db.session.scalars(query.order_by(Invoice.id)))
+        if drafts and request.form.get("confirm") != "1":
+            unticked = request.form.get("asked") == "1"
+            return self.render(
+                "invoicing/admin/post_confirm.html",
+                run=run,
+                planned=services.planned_numbers(drafts),
+                error=_("Tick the box to confirm that these numbers are given for good.") if unticked else None,
+            )
+        _post_many(drafts)
         return redirect(url_for(".details", run_id=run_id))
 
 
@@ -152,7 +185,12 @@ class InvoicesView(SecuredView):
             )
         page = db.paginate(query, per_page=PAGE_SIZE, error_out=False)
         return self.render(
-            "invoicing/admin/invoices.html", page=page, state=state, search=search, states=INVOICE_STATES
+            "invoicing/admin/invoices.html",
+            page=page,
+            state=state,
+            search=search,
+            states=INVOICE_STATES,
+            email_state=email_state,
         )
 
     @expose("/<int:invoice_id>")
@@ -161,7 +199,9 @@ class InvoicesView(SecuredView):
         credit_notes = db.session.scalars(
             sa.select(Invoice).where(Invoice.original_id == invoice.id).order_by(Invoice.id)
         ).all()
-        return self.render("invoicing/admin/invoice.html", invoice=invoice, credit_notes=credit_notes)
+        return self.render(
+            "invoicing/admin/invoice.html", invoice=invoice, credit_notes=credit_notes, email_state=email_state
+        )
 
     @expose("/<int:invoice_id>/post", methods=["POST"])
     def post(self, invoice_id: int):
@@ -198,3 +238,52 @@ class InvoicesView(SecuredView):
         except ValidationError as error:
             flash(error.messages(), "error")
             return redirect(url_for(".details", invoice_id=invoice_id))
+
+
+INVOICE_STATE_LABELS = {"draft": _l("Draft"), "posted": _l("Posted"), "cancelled": _l("Cancelled")}
+RUN_STATUS_LABELS = {"queued": _l("queued"), "running": _l("running"), "done": _l("done"), "failed": _l("failed")}
+DOCUMENT_TYPE_LABELS = {"invoice": _l("Invoice"), "credit_note": _l("Credit note")}
+INVOICING_TABLES = {
+    "invoicing_billing_run": _l("Billing run"),
+    "invoicing_run_issue": _l("Billing run issue"),
+    "invoicing_run_customer": _l("Customer of a billing run"),
+    "invoicing_invoice": _l("Invoice"),
+    "invoicing_invoice_line": _l("Invoice line"),
+    "invoicing_billed_ref": _l("Billed item"),
+    "invoicing_invoice_pdf": _l("Invoice PDF"),
+}
+
+
+def _invoice_label(invoice: Invoice) -> str:
+    kind = labels.enum_label("invoice.type", invoice.type)
+    if invoice.number:
+        return f"{kind} {invoice.number}"
+    return _("%(kind)s draft for %(customer)s", kind=kind, customer=invoice.customer.name)
+
+
+def register_labels(app: Any) -> None:
+    """How invoicing's records are named and its codes read (core/labels.py)."""
+    labels.register_enum(app, "invoice.state", INVOICE_STATE_LABELS)
+    labels.register_enum(app, "invoice.type", DOCUMENT_TYPE_LABELS)
+    labels.register_enum(app, "run.status", RUN_STATUS_LABELS)
+    labels.register_enum(app, "audit.table", INVOICING_TABLES)
+    labels.register_enum(
+        app,
+        "job.func",
+        {
+            "modules.invoicing.jobs:run_chunk": _l("Bill a group of customers of a billing run"),
+            "modules.invoicing.jobs:deliver_invoice": _l("Email a posted invoice"),
+        },
+    )
+    labels.register_record(
+        app,
+        Invoice,
+        _invoice_label,
+        url=lambda invoice: url_for("invoicing_invoices_admin.details", invoice_id=invoice.id),
+    )
+    labels.register_record(
+        app,
+        BillingRun,
+        lambda run: _("Billing run as of %(date)s", date=labels.local_date(run.as_of)),
+        url=lambda run: url_for("invoicing_runs_admin.details", run_id=run.id),
+    )

@@ -2,7 +2,9 @@
 
 Choices (docs/invoicing.md): amounts carry exactly 2 decimals and unit prices 2 to 6 (the XSD allows 2 to 8);
 quantities 2 to 3; a credit note repeats the credited amounts as positive values, as TD04 expects; a 0% line is
-Natura N2.2 ("non soggette - altri casi"), to be reviewed by the dealer's accountant for special regimes. The file is
+Natura N2.2 ("non soggette - altri casi"), to be reviewed by the dealer's accountant for special regimes. A customer
+outside Italy gets CodiceDestinatario XXXXXXX and its VAT number split from its prefix (IdPaese ES, IdCodice B1234...).
+The file is
 `IT<VAT>_<progressive>.xml`, the progressive being the document id in base 36, five characters.
 """
 
@@ -16,6 +18,7 @@ from flask_babel import gettext as _
 
 from core.db import db
 from core.models import Company, Partner
+from core.partners import vat_display, vat_id
 from core.validation import ValidationError
 from modules.invoicing.models import Invoice
 from modules.invoicing.services import vat_summary
@@ -25,6 +28,7 @@ DIGITS36 = string.digits + string.ascii_uppercase
 DOCUMENT_TYPES = {"invoice": "TD01", "credit_note": "TD04"}
 ZERO_RATE_NATURE = "N2.2"
 NO_CODE = "0000000"
+FOREIGN_CODE = "XXXXXXX"
 
 
 def progressive(invoice_id: int) -> str:
@@ -48,7 +52,7 @@ def _company() -> Company:
 
 def file_name(invoice: Invoice) -> str:
     company = _company()
-    return f"{company.country or 'IT'}{company.vat_number}_{progressive(invoice.id)}.xml"
+    return f"{vat_display(company.vat_number, company.country)}_{progressive(invoice.id)}.xml"
 
 
 def _money(value: Decimal) -> str:
@@ -85,9 +89,10 @@ def _tax_ids(parent: ET.Element, party: Company | Partner, field: str) -> None:
     if not party.vat_number and not party.fiscal_code:
         raise ValidationError({f"{field}.vat_number": _("An e-invoice needs a VAT number or a fiscal code.")})
     if party.vat_number:
+        country, number = vat_id(party.vat_number, party.country)
         ids = _add(parent, "IdFiscaleIVA")
-        _add(ids, "IdPaese", party.country or "IT")
-        _add(ids, "IdCodice", party.vat_number)
+        _add(ids, "IdPaese", country)
+        _add(ids, "IdCodice", number)
     if party.fiscal_code:
         _add(parent, "CodiceFiscale", party.fiscal_code)
 
@@ -103,12 +108,14 @@ def build(invoice: Invoice) -> bytes:
     header = _add(root, "FatturaElettronicaHeader")
     transmission = _add(header, "DatiTrasmissione")
     sender = _add(transmission, "IdTrasmittente")
-    _add(sender, "IdPaese", company.country or "IT")
-    _add(sender, "IdCodice", company.vat_number)
+    sender_country, sender_number = vat_id(company.vat_number, company.country)
+    _add(sender, "IdPaese", sender_country)
+    _add(sender, "IdCodice", sender_number)
     _add(transmission, "ProgressivoInvio", progressive(invoice.id))
     _add(transmission, "FormatoTrasmissione", "FPR12")
-    _add(transmission, "CodiceDestinatario", customer.sdi_code or NO_CODE)
-    if not customer.sdi_code and customer.pec:
+    foreign = (customer.country or "IT") != "IT"
+    _add(transmission, "CodiceDestinatario", FOREIGN_CODE if foreign else customer.sdi_code or NO_CODE)
+    if not foreign and not customer.sdi_code and customer.pec:
         _add(transmission, "PECDestinatario", customer.pec)
 
     seller = _add(header, "CedentePrestatore")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import unicodedata
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -21,10 +22,12 @@ from xhtml2pdf import pisa
 from core.db import db
 from core.models import Company
 from core.outbox import mail_language
-from modules.invoicing.models import Invoice, InvoicePdf
+from core.partners import vat_display
+from modules.invoicing.models import Invoice, InvoiceLine, InvoicePdf
 from modules.invoicing.services import vat_summary
 
 ROWS_PER_TABLE = 30
+DEFAULT_UNIT = "pz"  # core.extension_points.BillableLine's default
 LOGO_TYPES = ("image/png", "image/jpeg", "image/gif")
 
 
@@ -41,9 +44,25 @@ def document_title(invoice: Invoice) -> str:
 
 
 def filename(invoice: Invoice) -> str:
-    kind = "credit-note" if invoice.type == "credit_note" else "invoice"
-    label = invoice.number.replace("/", "-") if invoice.number else f"draft-{invoice.id}"
-    return f"{kind}-{label}.pdf"
+    """`Fattura_1-2026.pdf`, `Factura_1-2026.pdf`, `Invoice_1-2026.pdf`: in the customer's language, ASCII only."""
+    with force_locale(mail_language(invoice.customer.language)):
+        title = document_title(invoice)
+        label = invoice.number.replace("/", "-") if invoice.number else f"{_('draft')}-{invoice.id}"
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return f"{ascii_title.replace(' ', '_')}_{label}.pdf"
+
+
+def unit_name(line: InvoiceLine) -> str:
+    """The unit as the customer reads it: pages for a meter's overage, the source's own word otherwise."""
+    if line.unit == DEFAULT_UNIT:
+        return _("pages") if line.meter else _("pcs")
+    return line.unit
+
+
+def contract_notes(invoice: Invoice) -> list[str]:
+    """The invoice notes of the contracts billed, each once, as the sources put them in their lines' extra data."""
+    notes = (str((line.details or {}).get("invoice_notes") or "").strip() for line in invoice.lines)
+    return list(dict.fromkeys(note for note in notes if note))
 
 
 def _usage_groups(invoice: Invoice) -> list[dict[str, Any]]:
@@ -90,6 +109,9 @@ def render_html(invoice: Invoice) -> str:
             usage=[{**group, "chunks": chunks(group["lines"])} for group in _usage_groups(invoice)],
             money=money,
             number=number,
+            vat=vat_display,
+            unit=unit_name,
+            notes=contract_notes(invoice),
             date=lambda value: format_date(value, "short") if value else "",
         )
 

@@ -1,17 +1,32 @@
-"""Customer portal: the customer's own posted invoices and credit notes, to read and download."""
+"""Customer portal: the customer's own posted invoices and credit notes, to read and download (PDF and FatturaPA)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from core.auth.scoping import customer_scoped, get_scoped_or_404
 from core.db import db
 from core.portal import portal_view
-from modules.invoicing import pdf
+from core.validation import ValidationError
+from modules.invoicing import fatturapa, pdf
 from modules.invoicing.models import Invoice
 
 bp = Blueprint("invoicing_portal", __name__, url_prefix="/portal/invoices")
+
+
+def _posted_or_404(invoice_id: int) -> Invoice:
+    invoice = get_scoped_or_404(Invoice, invoice_id, Invoice.customer_id)
+    if invoice.state != "posted":
+        abort(404)
+    return invoice
+
+
+def _download(content: bytes, mimetype: str, filename: str) -> Response:
+    response = Response(content, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @bp.route("/")
@@ -25,11 +40,21 @@ def invoices():
 @bp.route("/<int:invoice_id>.pdf")
 @portal_view("portal.invoices")
 def download(invoice_id: int):
-    invoice = get_scoped_or_404(Invoice, invoice_id, Invoice.customer_id)
-    if invoice.state != "posted":
-        abort(404)
-    stored = pdf.stored_pdf(invoice)
+    stored = pdf.stored_pdf(_posted_or_404(invoice_id))
     db.session.commit()
-    response = Response(stored.content, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="{stored.filename}"'
-    return response
+    return _download(stored.content, "application/pdf", stored.filename)
+
+
+@bp.route("/<int:invoice_id>.xml")
+@portal_view("portal.invoices")
+def download_xml(invoice_id: int):
+    invoice = _posted_or_404(invoice_id)
+    try:
+        return _download(fatturapa.build(invoice), "application/xml", fatturapa.file_name(invoice))
+    except ValidationError:
+        # The dealer's own data are incomplete (their VAT number): nothing the customer can fix.
+        flash(
+            _("The electronic copy of %(number)s is not available yet; please ask us for it.", number=invoice.number),
+            "error",
+        )
+        return redirect(url_for(".invoices"))

@@ -30,7 +30,7 @@ from core import clock, jobs, signals
 from core.db import db, on_commit, utcnow
 from core.extension_points import BillableLine
 from core.models import Partner
-from core.sequences import format_number, next_number
+from core.sequences import format_number, next_number, peek_next
 from core.validation import Checker, fail
 from modules.invoicing.models import BilledRef, Invoice, InvoiceLine
 
@@ -252,6 +252,18 @@ def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     db.session.flush()
     on_commit(functools.partial(_deliver_posted, current_app._get_current_object(), invoice.id, invoice.customer_id))
     return invoice
+
+
+def planned_numbers(drafts: list[Invoice], issue_date: dt.date | None = None) -> list[tuple[Invoice, str]]:
+    """Each draft with the number posting them in this order today would give it; nothing is taken."""
+    year = (issue_date or clock.today()).year
+    following: dict[str, int] = {}
+    planned = []
+    for draft in drafts:
+        following.setdefault(draft.type, peek_next(draft.type, year))
+        planned.append((draft, format_number(following[draft.type], year)))
+        following[draft.type] += 1
+    return planned
 
 
 def cancel(invoice: Invoice) -> Invoice:

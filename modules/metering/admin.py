@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from wtforms import StringField
 from wtforms.validators import InputRequired
 
-from core import csv_import
+from core import csv_import, labels
 from core.admin import SecuredModelView, SecuredView
 from core.db import contains, db
 from core.permissions import has_permission
@@ -24,6 +24,7 @@ from modules.metering.history import last_values, show_time
 from modules.metering.models import READING_SOURCES, READING_STATUSES, SUPPLY_COLOURS, Reading
 from modules.metering.readings import approve_reading, record_reading, reject_reading
 from modules.metering.replacements import record_replacement
+from modules.metering.validation import typed_counter
 from modules.rentals.devices import normalize_serial
 from modules.rentals.models import Device
 
@@ -108,10 +109,9 @@ class ReadingEntryView(SecuredView):
         supplies = {c: request.form.get(f"toner_{c}", "") for c in SUPPLY_COLOURS}
         supplies = {colour: value.strip() for colour, value in supplies.items() if value.strip()}
         taken_at = request.form.get("taken_at", "")
+        typed = {meter: typed_counter(value) for meter, value in counters.items()}
         try:
-            recorded = record_reading(
-                device.id, taken_at, counters, supplies, source="staff", entered_by=current_user.id
-            )
+            recorded = record_reading(device.id, taken_at, typed, supplies, source="staff", entered_by=current_user.id)
         except ValidationError as error:
             db.session.rollback()
             values = {"taken_at": taken_at, **{f"counter_{m}": v for m, v in counters.items()}}
@@ -283,3 +283,44 @@ class ImportView(csv_import.ImportView):
     permission = "readings.edit"
     heading = _l("Import readings from a spreadsheet")
     importers = (imports.ReadingImporter,)
+
+
+METERING_TABLES = {
+    "metering_reading": _l("Reading"),
+    "metering_reading_value": _l("Counter of a reading"),
+    "metering_supply_level": _l("Toner level"),
+    "metering_meter_replacement": _l("Meter replacement"),
+    "metering_schedule": _l("Reading schedule"),
+    "metering_request": _l("Reading request"),
+    "metering_request_item": _l("Device of a reading request"),
+    "metering_request_link": _l("Reading request link"),
+    "metering_billed_closing": _l("Billed closing counter"),
+}
+AUDIT_ACTIONS = {"reading.approved": _l("Reading approved"), "reading.rejected": _l("Reading rejected")}
+
+
+def register_labels(app: Any) -> None:
+    """How metering's records are named and its codes read (core/labels.py)."""
+    from modules.metering.admin_campaigns import BOARD_LABELS, RULE_LABELS
+    from modules.metering.models import ReadingRequest
+
+    labels.register_enum(app, "reading.status", STATUS_LABELS)
+    labels.register_enum(app, "reading.source", SOURCE_LABELS)
+    labels.register_enum(app, "request.status", BOARD_LABELS)
+    labels.register_enum(app, "schedule.rule", RULE_LABELS)
+    labels.register_enum(app, "audit.table", METERING_TABLES)
+    labels.register_enum(app, "audit.action", AUDIT_ACTIONS)
+    labels.register_enum(
+        app,
+        "job.func",
+        {
+            "modules.metering.jobs:estimate_due_readings": _l("Estimate the readings that did not come"),
+            "modules.metering.jobs:send_reading_requests": _l("Send the reading requests"),
+        },
+    )
+    labels.register_record(
+        app, Reading, lambda reading: f"{reading.device.serial} · {labels.local_datetime(reading.taken_at)}"
+    )
+    labels.register_record(
+        app, ReadingRequest, lambda request: f"{request.customer.name} · {labels.local_date(request.due_date)}"
+    )

@@ -16,7 +16,8 @@ from flask_login import current_user
 from core import clock
 from core.admin import SecuredModelView, SecuredView
 from core.db import contains, db
-from core.models import Partner
+from core.models import OutboxMessage, Partner
+from core.outbox import STATUS_LABELS as OUTBOX_LABELS
 from core.permissions import has_permission
 from modules.metering import campaigns
 from modules.metering.admin import STATUS_LABELS as READING_LABELS
@@ -30,11 +31,34 @@ BOARD_LABELS = {
     "completed": _l("completed"),
     "overdue": _l("overdue"),
 }
+# What became of the requests' emails, said as it is: the outbox keeps mail when no mail server is configured.
+EMAIL_LABELS = {
+    "sent": _l("emailed"),
+    "kept": _l("kept in the outbox (no mail server configured)"),
+    "pending": _l("waiting to be sent"),
+    "failed": _l("failed to send"),
+    "none": _l("not sent: no email address"),
+}
 RULE_LABELS = {
     "last_working_day": _l("Last working day of the period"),
     "period_end": _l("Last day of the period"),
     "days_before_end": _l("Some days before the period ends"),
 }
+
+
+def _email_outcomes(scope: Any) -> dict[str, int]:
+    """What became of the first email of the requests in `scope`, by the outbox's status; `none` for requests that
+    have no email (no address to write to)."""
+    first_email = OutboxMessage.dedupe_key == sa.literal("reading-request:") + sa.cast(ReadingRequest.id, sa.String)
+    rows = db.session.execute(
+        sa.select(OutboxMessage.status, sa.func.count())
+        .select_from(ReadingRequest)
+        .join(Partner, Partner.id == ReadingRequest.customer_id)
+        .outerjoin(OutboxMessage, first_email)
+        .where(scope)
+        .group_by(OutboxMessage.status)
+    )
+    return {status or "none": count for status, count in rows.all() if count}
 
 
 def _status_filter(status: str | None) -> Any:
@@ -81,19 +105,16 @@ class CampaignView(SecuredView):
             )
             for name in BOARD_STATUSES
         }
-        sent = db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(ReadingRequest)
-            .join(Partner, Partner.id == ReadingRequest.customer_id)
-            .where(scope, ReadingRequest.sent_at.is_not(None))
-        )
+        emails = _email_outcomes(scope)
         query = base.where(_status_filter(status)).order_by(ReadingRequest.due_date.desc(), ReadingRequest.id.desc())
         page = db.paginate(query, per_page=self.page_size, error_out=False)
         return self.render(
             "metering/admin/campaigns.html",
             page=page,
             counts=counts,
-            sent=sent,
+            emails=emails,
+            email_labels=EMAIL_LABELS,
+            outbox_labels=OUTBOX_LABELS,
             total=sum(counts[name] for name in ("pending", "completed", "overdue")),
             status=status,
             search=search,
@@ -122,6 +143,26 @@ class CampaignView(SecuredView):
             flash(_("The request was emailed again to %(customer)s.", customer=reading_request.customer), "success")
         db.session.commit()
         return redirect(url_for(".index"))
+
+    @expose("/customer/<int:customer_id>/ask-now", methods=("POST",))
+    def ask_now(self, customer_id: int):
+        """Email the customer a request for the current periods' counters now, before their due date."""
+        if not has_permission(current_user, "readings.edit"):
+            abort(403)
+        customer = db.get_or_404(Partner, customer_id)
+        created = campaigns.request_now(customer.id, clock.today())
+        db.session.commit()
+        if created:
+            flash(_("%(customer)s was asked for the counters now.", customer=customer.name), "success")
+        else:
+            flash(
+                _(
+                    "Nothing to ask %(customer)s now: every current period has its reading or its request.",
+                    customer=customer.name,
+                ),
+                "info",
+            )
+        return redirect(url_for(".index", q=customer.name))
 
 
 class ScheduleView(SecuredModelView):

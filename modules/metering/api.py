@@ -17,11 +17,11 @@ from core.api.helpers import ID_PATH, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import confined_customer, customer_scoped
 from core.db import db
-from core.permissions import is_staff
+from core.permissions import has_permission, is_staff
 from core.validation import MAX_COUNTER
 from modules.metering.history import replacements
 from modules.metering.models import READING_STATUSES, Reading
-from modules.metering.readings import record_reading
+from modules.metering.readings import approve_reading, record_reading, reject_reading
 from modules.metering.replacements import record_replacement
 from modules.metering.scoping import visible_readings
 from modules.metering.validation import ENTRY_SOURCES
@@ -159,6 +159,56 @@ class ReadingItem(MethodView):
         A customer's token gets only a reading of its own tenure (see the list); any other answers `404`.
         """
         return get_or_404(visible_readings(sa.select(Reading).where(Reading.id == reading_id), api_user()))
+
+
+class RejectSchema(ma.Schema):
+    reason = String(required=True, metadata={"description": "Why the reading is rejected (at most 500 characters)."})
+
+
+def _held_reading(reading_id: int) -> Reading:
+    """A reading for a reviewer: staff with `readings.edit` only; to anyone else it does not exist."""
+    user = api_user()
+    if not is_staff(user) or not has_permission(user, "readings.edit"):
+        raise ApiProblem(404)
+    return get_or_404(sa.select(Reading).where(Reading.id == reading_id))
+
+
+def _review_status(errors: dict[str, str]) -> int:
+    return 409 if "status" in errors else 422
+
+
+@readings_blp.route(f"/<{ID_PATH}:reading_id>/approve")
+class ReadingApproval(MethodView):
+    @readings_blp.response(200, ReadingSchema)
+    @readings_blp.doc(responses={404: "NOT_FOUND", 409: "CONFLICT"})
+    def post(self, reading_id: int):
+        """Accept a reading held for review
+
+        For staff who review readings (`readings.edit`); to any other token the reading does not exist (`404`). The
+        reading is checked again against what was recorded since; a reading not held for review answers `409`. The
+        reading request it answers is completed at once.
+        """
+        reading = _held_reading(reading_id)
+        with committing(_review_status):
+            approve_reading(reading, api_user().id)
+        return reading
+
+
+@readings_blp.route(f"/<{ID_PATH}:reading_id>/reject")
+class ReadingRejection(MethodView):
+    @readings_blp.arguments(RejectSchema)
+    @readings_blp.response(200, ReadingSchema)
+    @readings_blp.doc(responses={404: "NOT_FOUND", 409: "CONFLICT"})
+    def post(self, data: dict[str, Any], reading_id: int):
+        """Reject a reading held for review
+
+        For staff who review readings (`readings.edit`); to any other token the reading does not exist (`404`).
+        `reason` is required (`422` naming `reason` when empty); a reading not held for review answers `409`.
+        """
+        reading = _held_reading(reading_id)
+        with committing(_review_status):
+            reject_reading(reading, api_user().id, data["reason"])
+        return reading
 
 
 @replacements_blp.route(f"/<{ID_PATH}:device_id>/meter-replacements")

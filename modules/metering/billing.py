@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
-from flask_babel import get_locale
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session, selectinload
 
@@ -390,8 +390,8 @@ def contract_lines(contract: Contract, as_of: dt.date, usage: dict | None = None
                             "Minimum charge adjustment, contract %(number)s, %(start)s to %(end)s "
                             "(minimum %(minimum)s, fee %(fee)s, overage %(overage)s)",
                             number=contract.number,
-                            start=period.start.isoformat(),
-                            end=period.end.isoformat(),
+                            start=format_date(period.start, "short"),
+                            end=format_date(period.end, "short"),
                             minimum=contract.minimum_charge,
                             fee=fee,
                             overage=overage_total,
@@ -464,8 +464,8 @@ def _describe(
         "%(used)s pages, %(included)s included",
         meter=_meter_label(allowance.meter),
         number=contract.number,
-        start=period.start.isoformat(),
-        end=period.end.isoformat(),
+        start=format_date(period.start, "short"),
+        end=format_date(period.end, "short"),
         counters=", ".join(counters),
         used=used,
         included=included,

@@ -4,8 +4,9 @@ and overdue requests.
 A request asks one customer for the counters of the devices due on one date (unique per customer and date), and is
 emailed through the outbox to the customer's reading contacts. Every email carries its own signed link: the token
 (itsdangerous, signed with SECRET_KEY) holds the request id and a random nonce stored only as its SHA-256, and expires
-after `metering.link_days`. Opening it grants the browser session access to that one request's page, not a portal
-login. Every function here can run twice: requests are unique per (customer, due date) and each email has a dedupe key.
+after `metering.link_days`, never before the deadline plus the reminders' span. Opening it grants the browser
+session access to that one request's page, not a portal login. Every function here can run twice: requests are
+unique per (customer, due date) and each email has a dedupe key.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.auth.services import external_url
@@ -217,7 +218,7 @@ def refresh(request: ReadingRequest) -> bool:
     for item in request.items:
         if item.reading is not None and item.reading.status in RECEIVED_STATUSES:
             continue
-        item.reading_id = received_reading(item.device_id, item.since, None)
+        item.reading_id = received_reading(item.device_id, item.since, _stay_end(item))
     db.session.flush()
     db.session.expire(request, ["items"])
     complete = bool(request.items) and all(item.reading_id is not None for item in request.items)
@@ -225,6 +226,21 @@ def refresh(request: ReadingRequest) -> bool:
         request.status = "completed"
         request.completed_at = utcnow()
     return complete
+
+
+def _stay_end(item: ReadingRequestItem) -> dt.date | None:
+    """The last day the item's device was on the item's contract (None: still there): a reading taken later belongs
+    to whoever has the device then, and answers none of this customer's requests."""
+    ends = (
+        db.session.execute(
+            sa.select(ContractLine.end_date).where(
+                ContractLine.contract_id == item.contract_id, ContractLine.device_id == item.device_id
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return None if not ends or None in ends else max(ends)
 
 
 def answer(request: ReadingRequest, readings: Iterable[Reading]) -> bool:
@@ -237,6 +253,25 @@ def answer(request: ReadingRequest, readings: Iterable[Reading]) -> bool:
         if item.reading_id is None and item.device_id in by_device:
             item.reading = by_device[item.device_id]
     return refresh(request)
+
+
+def answer_reading(reading: Reading) -> list[ReadingRequest]:
+    """Complete, in the caller's transaction, the open requests a reading just received (or approved) answers.
+
+    Every channel's write path calls it (readings.py), so a request never waits for the daily run to see a reading.
+    """
+    query = (
+        sa.select(ReadingRequest)
+        .join(ReadingRequestItem, ReadingRequestItem.request_id == ReadingRequest.id)
+        .where(
+            ReadingRequest.status.in_(("pending", "overdue")),
+            ReadingRequestItem.device_id == reading.device_id,
+            ReadingRequestItem.reading_id.is_(None),
+        )
+        .order_by(ReadingRequest.id)
+        .distinct()
+    )
+    return [request for request in db.session.scalars(query).all() if refresh(request)]
 
 
 def open_items(request: ReadingRequest) -> list[ReadingRequestItem]:
@@ -340,7 +375,8 @@ def send_email(request: ReadingRequest, kind: str, dedupe_key: str, today: dt.da
             "request": request,
             "customer": request.customer,
             "items": open_items(request) or request.items,
-            "expires_on": local_date(expires_at),
+            # The last whole day the link works: it expires at the start of the next one.
+            "expires_on": local_date(expires_at - dt.timedelta(seconds=1)),
             **context,
         },
         dedupe_key=dedupe_key,
@@ -363,10 +399,19 @@ def link_days() -> int:
     return int(get_setting("metering.link_days", DEFAULT_LINK_DAYS))
 
 
+def link_expiry(request: ReadingRequest) -> dt.datetime:
+    """When a link issued now expires: `metering.link_days` from now, and never before the end of the request's
+    deadline plus the reminders' span (`reminder_days` x `max_reminders`), so the last reminder's link still works."""
+    every = int(get_setting("metering.reminder_days", DEFAULT_REMINDER_DAYS))
+    most = int(get_setting("metering.max_reminders", DEFAULT_MAX_REMINDERS))
+    last_day = request.deadline + dt.timedelta(days=every * most)
+    return max(utcnow() + dt.timedelta(days=link_days()), day_start(last_day + dt.timedelta(days=1)))
+
+
 def issue_link(request: ReadingRequest) -> tuple[str, dt.datetime]:
-    """A new signed link to the request's page and when it expires."""
+    """A new signed link to the request's page and when it expires (its row decides; see `link_expiry`)."""
     nonce = secrets.token_urlsafe(24)
-    expires_at = utcnow() + dt.timedelta(days=link_days())
+    expires_at = link_expiry(request)
     db.session.add(ReadingRequestLink(request_id=request.id, nonce_hash=_hash(nonce), expires_at=expires_at))
     token = _serializer().dumps({"r": request.id, "n": nonce})
     return external_url("metering_portal.open_link", token=token), expires_at
@@ -376,9 +421,8 @@ def open_link(token: str, now: dt.datetime | None = None) -> tuple[ReadingReques
     """The request a link opens and the link's row; raises LinkError. Records the first opening."""
     now = now or utcnow()
     try:
-        data = _serializer().loads(token, max_age=link_days() * 86400)
-    except SignatureExpired as exc:
-        raise LinkError("expired") from exc
+        # No max_age: the link's row holds its expiry, which can lie beyond `link_days` (see `link_expiry`).
+        data = _serializer().loads(token)
     except BadSignature as exc:
         raise LinkError("invalid") from exc
     if not isinstance(data, dict) or not isinstance(data.get("r"), int) or not isinstance(data.get("n"), str):

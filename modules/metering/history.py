@@ -9,13 +9,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import g
+from flask_babel import format_datetime, get_locale
 from sqlalchemy.orm import selectinload
 
 from core import clock
 from core.clock import as_utc, day_start, local_date
 from core.db import db
 from modules.metering.models import MeterReplacement, Reading, ReadingValue
-from modules.rentals.models import Contract, ContractLine, Device
+from modules.rentals.models import Contract, ContractLine, Device, MeterType
 
 
 @dataclass(frozen=True)
@@ -198,3 +200,17 @@ def _segment(events: list[MeterReplacement], values: list[KnownValue], at: dt.da
 def show_time(when: dt.datetime) -> str:
     """An instant as the dealer reads it: local date and time."""
     return as_utc(when).astimezone(clock.timezone()).strftime("%Y-%m-%d %H:%M")
+
+
+def local_time(value: dt.datetime) -> str:
+    """An instant as the dealer's local date and time, in the user's language (Babel)."""
+    return format_datetime(as_utc(value).astimezone(clock.timezone()), "short", rebase=False)
+
+
+def meter_label(code: str) -> str:
+    """A meter's name in the user's language (`bw` is "B/N" in Italian); read once per request."""
+    if "metering_meter_labels" not in g:
+        locale = get_locale()
+        language = locale.language if locale else "en"
+        g.metering_meter_labels = {m.code: m.label(language) for m in db.session.scalars(sa.select(MeterType))}
+    return g.metering_meter_labels.get(code, code)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import sqlalchemy as sa
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -81,7 +82,9 @@ class ReadingImporter(Importer):
 
     @classmethod
     def imported_message(cls, count: int) -> str:
-        return _("%(count)d readings imported.", count=count)
+        return ngettext(
+            "%(count)s reading imported.", "%(count)s readings imported.", count, count=format_decimal(count)
+        )
 
     @cached_property
     def meters(self) -> set[str]:

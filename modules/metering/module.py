@@ -6,7 +6,7 @@ from core import signals
 from core.admin import model_view
 from core.api import register_api
 from core.context import ModuleContext
-from core.extension_points import BILLABLE_SOURCE
+from core.extension_points import BILLABLE_SOURCE, DASHBOARD, RECORD_PANELS
 from core.portal import register_portal_link
 
 
@@ -22,6 +22,7 @@ def setup(ctx: ModuleContext) -> None:
     from modules.metering.jobs import estimate_due_readings
 
     ctx.add_models(models)
+    admin.register_labels(ctx.app)
     register_api(ctx.app, api.readings_blp)
     register_api(ctx.app, api.replacements_blp)
     ctx.add_admin_view(admin.ReadingEntryView(name=_l("Enter a reading"), endpoint="metering_entry"))
@@ -45,7 +46,7 @@ def setup(ctx: ModuleContext) -> None:
 
 def _setup_campaigns(ctx: ModuleContext) -> None:
     """Reading requests, their board and schedules, the customer's reading portal (campaigns.py, portal.py)."""
-    from modules.metering import admin_campaigns, demo, models, portal
+    from modules.metering import admin_campaigns, admin_panels, demo, models, portal
     from modules.metering.jobs import send_reading_requests
 
     ctx.add_blueprint(portal.bp)
@@ -62,5 +63,8 @@ def _setup_campaigns(ctx: ModuleContext) -> None:
     ctx.add_admin_view(
         model_view(admin_campaigns.ScheduleView, models.ReadingSchedule, _l("Reading schedules"), "metering_schedule")
     )
+    ctx.add_admin_view(admin_panels.MissingReadingsView(name=_l("Missing readings"), endpoint="metering_missing"))
+    ctx.register(RECORD_PANELS, admin_panels.MeteringPanels())
+    ctx.register(DASHBOARD, admin_panels.MeteringDashboard())
     ctx.add_periodic_job(send_reading_requests, "0 6 * * *")
     ctx.add_demo_data(demo.load_demo)

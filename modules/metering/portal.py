@@ -9,20 +9,18 @@ goes through readings.record_reading, as staff, API and CSV readings do, so the 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, g, make_response, redirect, render_template, request, session, url_for
-from flask_babel import force_locale, format_date, format_datetime, get_locale
+from flask import Blueprint, abort, make_response, redirect, render_template, request, session, url_for
+from flask_babel import force_locale, format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import selectinload
 
-from core import clock
 from core.auth.scoping import confined_customer, customer_or_404, customer_scoped
 from core.auth.services import user_language
 from core.auth.views import csrf_failed
@@ -34,11 +32,11 @@ from core.permissions import has_permission
 from core.portal import portal_view
 from core.validation import ValidationError
 from modules.metering import campaigns, scoping
-from modules.metering.history import KnownValue, devices_last_values
+from modules.metering.history import KnownValue, devices_last_values, local_time, meter_label
 from modules.metering.models import SUPPLY_COLOURS, Reading, ReadingRequest, ReadingRequestItem
 from modules.metering.readings import record_reading
-from modules.metering.validation import CLOCK_SKEW, validate_reading
-from modules.rentals.models import Contract, ContractLine, Device, DeviceModel, MeterType
+from modules.metering.validation import CLOCK_SKEW, typed_counter, validate_reading
+from modules.rentals.models import Contract, ContractLine, Device, DeviceModel
 
 bp = Blueprint(
     "metering_portal",
@@ -53,7 +51,6 @@ GRANTS_KEY = "metering_requests"
 CONFIRMED_KEY = "metering_confirmed"
 # The review step fixes the reading's time; confirming within this window keeps it, so a double click stores one.
 REVIEW_WINDOW = dt.timedelta(hours=2)
-SEPARATORS = re.compile(r"[\s.,'\u2019]")
 HISTORY_LIMIT = 100
 COLOUR_LABELS = {"black": _l("Black"), "cyan": _l("Cyan"), "magenta": _l("Magenta"), "yellow": _l("Yellow")}
 STATUS_LABELS = {
@@ -156,20 +153,6 @@ def portal_url(endpoint: str, **values: Any) -> str:
     return url_for(endpoint, **values)
 
 
-def local_time(value: dt.datetime) -> str:
-    """An instant as the dealer's local date and time, in the page's language."""
-    return format_datetime(as_utc(value).astimezone(clock.timezone()), "short", rebase=False)
-
-
-def meter_label(code: str) -> str:
-    """A meter's name in the page's language (`bw` is "B/N" in Italian)."""
-    if "metering_meter_labels" not in g:
-        locale = get_locale()
-        language = locale.language if locale else "en"
-        g.metering_meter_labels = {m.code: m.label(language) for m in db.session.scalars(sa.select(MeterType))}
-    return g.metering_meter_labels.get(code, code)
-
-
 @bp.context_processor
 def _helpers() -> dict:
     return {
@@ -218,12 +201,6 @@ def build_entries(
     return entries
 
 
-def normalise(value: str) -> str:
-    """Digits typed with thousands separators (`12.345`, `12 345`) are the number; anything else is left as typed."""
-    stripped = SEPARATORS.sub("", value)
-    return stripped if stripped.isdigit() else value.strip()
-
-
 def check(entries: list[Entry], taken_at: dt.datetime, customer_id: int) -> bool:
     """Validate every filled-in device as record_reading will; blank devices are skipped. True when all are fine."""
     for entry in entries:
@@ -237,7 +214,7 @@ def check(entries: list[Entry], taken_at: dt.datetime, customer_id: int) -> bool
                 meter.error = _("Enter the %(meter)s counter.", meter=meter.label)
         for toner in entry.toners:
             toner.error = None
-        entry.counters = {m.name.rsplit("-", 1)[1]: normalise(m.value) for m in entry.meters if m.value.strip()}
+        entry.counters = {m.name.rsplit("-", 1)[1]: typed_counter(m.value) for m in entry.meters if m.value.strip()}
         entry.supplies = {t.name.rsplit("-", 1)[1]: t.value.strip() for t in entry.toners if t.value.strip()}
         try:
             checked = validate_reading(

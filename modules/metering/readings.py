@@ -16,6 +16,7 @@ from core import audit
 from core.db import db, on_commit, utcnow
 from core.signals import reading_accepted
 from core.validation import Checker, fail
+from modules.metering import campaigns
 from modules.metering.history import fingerprint
 from modules.metering.models import Reading, ReadingValue, SupplyLevel
 from modules.metering.validation import check_device, parse_taken_at, validate_reading
@@ -95,6 +96,7 @@ def record_reading(
     changes |= {"taken_at": checked.taken_at.isoformat(), "counters": checked.counters}
     audit.record("create", Reading.__tablename__, reading.id, changes)
     db.session.flush()
+    campaigns.answer_reading(reading)
     if reading.status == "accepted":
         _emit_accepted(reading)
     return Recorded(reading, True, checked.warnings)
@@ -144,6 +146,7 @@ def approve_reading(reading: Reading, user_id: int | None) -> Reading:
     reading.reviewed_at = utcnow()
     audit.record("reading.approved", "metering_reading", reading.id, {"reason": reading.reason or checked.reason})
     db.session.flush()
+    campaigns.answer_reading(reading)
     _emit_accepted(reading)
     return reading
 

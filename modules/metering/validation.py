@@ -8,14 +8,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import format_date, format_decimal, ngettext
 from flask_babel import gettext as _
 
 from core import clock
 from core.clock import as_utc, local_date
 from core.db import db, utcnow
+from core.i18n import parse_whole_number
 from core.settings import get_setting
 from core.validation import Checker
-from modules.metering.history import KnownValue, current_segment, known_values, show_time, stays
+from modules.metering.history import (
+    KnownValue,
+    current_segment,
+    known_values,
+    local_time,
+    meter_label,
+    show_time,
+    stays,
+)
 from modules.metering.models import READING_SOURCES, SUPPLY_COLOURS
 from modules.rentals.models import ContractLine, Device
 
@@ -41,6 +51,13 @@ class Checked:
     status: str = "accepted"
     reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+def typed_counter(value: str) -> int | str:
+    """A counter typed in a form in the user's language (`12.345` in Italian, `12,345` in English) as its number;
+    anything else is left as typed, for `validate_reading` to refuse with its message (`12.345,6` in English)."""
+    number = parse_whole_number(value)
+    return value.strip() if number is None else number
 
 
 def parse_taken_at(check: Checker, name: str, value: Any) -> dt.datetime | None:
@@ -132,7 +149,7 @@ def validate_reading(
     missing = [meter for meter in device.model.meter_codes if meter not in clean_counters]
     if missing:
         checked.warnings.append(_("No counter given for: %(meters)s.", meters=", ".join(missing)))
-    _check_history(check, checked, exclude_id)
+    _check_history(check, checked, exclude_id, for_customer=customer_id is not None)
     check.raise_if_any()
     return checked
 
@@ -207,8 +224,10 @@ def _check_supplies(check: Checker, device: Device | None, supplies: Any) -> dic
     return clean
 
 
-def _check_history(check: Checker, checked: Checked, exclude_id: int | None) -> None:
-    """Counters must not go backwards (without a replacement) and should not jump far beyond the usual volume."""
+def _check_history(check: Checker, checked: Checked, exclude_id: int | None, for_customer: bool = False) -> None:
+    """Counters must not go backwards (without a replacement) and should not jump far beyond the usual volume.
+
+    `for_customer`: the messages speak to a customer, who cannot record a meter replacement."""
     factor = get_setting("metering.jump_factor", DEFAULT_JUMP_FACTOR)
     min_days = get_setting("metering.jump_min_history_days", DEFAULT_JUMP_MIN_HISTORY_DAYS)
     min_pages = get_setting("metering.jump_min_pages", DEFAULT_JUMP_MIN_PAGES)
@@ -235,17 +254,7 @@ def _check_history(check: Checker, checked: Checked, exclude_id: int | None) -> 
             continue
         if before and value < max(known.value for known in before):
             previous = max(before, key=lambda known: known.value)
-            check.fail(
-                name,
-                _(
-                    "The %(meter)s counter %(value)s is lower than the last one, %(last)s on %(date)s. "
-                    "If the meter was replaced or reset, record that first.",
-                    meter=meter,
-                    value=value,
-                    last=previous.value,
-                    date=show_time(previous.at),
-                ),
-            )
+            check.fail(name, _lower_message(meter, value, previous, for_customer))
             continue
         if after and value > min(known.value for known in after):
             following = min(after, key=lambda known: known.value)
@@ -267,19 +276,45 @@ def _check_history(check: Checker, checked: Checked, exclude_id: int | None) -> 
         days = max(1.0, (checked.taken_at - last.at).total_seconds() / 86400)
         allowed = max(average * days * float(factor), float(min_pages))
         if value - last.value > allowed:
+            rise, days = value - last.value, round(days)
             reasons.append(
                 _(
-                    "The %(meter)s counter rose by %(pages)s pages in %(days)d days; "
-                    "this device usually prints about %(average)d a day.",
-                    meter=meter,
-                    pages=value - last.value,
-                    days=round(days),
-                    average=round(average),
+                    "The %(meter)s counter rose by %(pages)s in %(days)s; "
+                    "this device usually prints about %(average)s.",
+                    meter=meter_label(meter),
+                    pages=ngettext("%(pages)s page", "%(pages)s pages", rise, pages=format_decimal(rise)),
+                    days=ngettext("%(days)s day", "%(days)s days", days, days=format_decimal(days)),
+                    average=ngettext(
+                        "%(pages)s page a day",
+                        "%(pages)s pages a day",
+                        round(average),
+                        pages=format_decimal(round(average)),
+                    ),
                 )
             )
     if reasons:
         checked.status = "pending_review"
         checked.reason = " ".join(reasons)
+
+
+def _lower_message(meter: str, value: int, previous: KnownValue, for_customer: bool) -> str:
+    """A counter below the last known one, in the reader's terms: the meter's label, numbers and the date in their
+    language, and what they can do about it (a customer checks the number or tells the dealer; staff record the
+    replacement)."""
+    values = {"meter": meter_label(meter), "value": format_decimal(value), "last": format_decimal(previous.value)}
+    if for_customer:
+        return _(
+            "The %(meter)s counter you entered, %(value)s, is lower than the last reading, %(last)s on %(date)s. "
+            "Please check the number on the device; if the counter was replaced or reset, tell us.",
+            date=format_date(local_date(previous.at), "long"),
+            **values,
+        )
+    return _(
+        "The %(meter)s counter %(value)s is lower than the last one, %(last)s on %(date)s. "
+        "If the meter was replaced or reset, record the replacement first.",
+        date=local_time(previous.at),
+        **values,
+    )
 
 
 def _average_daily_pages(segment: list[KnownValue], min_days: int) -> float | None:

@@ -18,13 +18,13 @@ from flask_login import current_user
 from markupsafe import Markup
 from wtforms.validators import ValidationError
 
-from core import clock, csv_import, validation
+from core import clock, csv_import, labels, validation
 from core.admin import SecuredModelView
 from core.db import db
 from core.models import Partner
 from modules.rentals import contract_lines, forms, imports
 from modules.rentals.catalogue import KNOWN_METERS, METER_CODE_RE
-from modules.rentals.contracts import contract_periods, create_contract, update_contract
+from modules.rentals.contracts import contract_periods, create_contract, current_state, update_contract
 from modules.rentals.devices import create_device, update_device
 from modules.rentals.models import (
     DEVICE_STATUSES,
@@ -78,6 +78,12 @@ def _meters() -> list[MeterType]:
 
 def _label(labels: dict) -> Any:
     return lambda view, context, model, name: labels.get(getattr(model, name), getattr(model, name))
+
+
+def _contract_state(view: Any, context: Any, model: Contract, name: str) -> str:
+    """Ended once its end date has passed, even before the periodic job writes it down."""
+    state = current_state(model)
+    return STATE_LABELS.get(state, state)
 
 
 class MeterTypeView(SecuredModelView):
@@ -235,7 +241,7 @@ class ContractView(SecuredModelView):
     column_filters = ("state", "customer.name", "period_months", "start_date", "end_date")
     column_default_sort = ("start_date", True)
     column_formatters = {
-        "state": _label(STATE_LABELS),
+        "state": _contract_state,
         "period_months": lambda view, context, model, name: forms.PERIOD_LABELS.get(model.period_months),
         "number": lambda view, context, model, name: Markup('<a href="{}">{}</a>').format(
             url_for(".details_view", id=model.id), model.number
@@ -246,7 +252,7 @@ class ContractView(SecuredModelView):
     }
     # A spreadsheet gets plain dates and numbers, not the page's formats.
     column_formatters_export = {
-        "state": _label(STATE_LABELS),
+        "state": _contract_state,
         "period_months": lambda view, context, model, name: forms.PERIOD_LABELS.get(model.period_months),
     }
     can_export = True
@@ -267,8 +273,8 @@ class ContractView(SecuredModelView):
     def _set_choices(self, form: forms.ContractForm) -> None:
         customers = [(str(c.id), c.name) for c in _customers()]
         meters = {m.code: m.label(_language()) for m in _meters()}
-        for code, labels in KNOWN_METERS.items():
-            meters.setdefault(code, labels[0])
+        for code, names in KNOWN_METERS.items():
+            meters.setdefault(code, names[0])
         forms.set_choices(form, customers, [(code, f"{code} — {label}") for code, label in sorted(meters.items())])
 
     def _save(self, form: forms.ContractForm, contract: Contract | None) -> Response | None:
@@ -346,6 +352,7 @@ class ContractView(SecuredModelView):
                 free_devices=free_devices,
                 meters=meters,
                 state_labels=STATE_LABELS,
+                state=current_state(contract),
                 period_labels=forms.PERIOD_LABELS,
                 fee_timing_labels=forms.FEE_TIMING_LABELS,
                 errors=errors or {},
@@ -433,3 +440,42 @@ class ImportView(csv_import.ImportView):
     """Upload a CSV of devices or contracts, see every row's errors, then write all rows or none."""
 
     importers = (imports.DeviceImporter, imports.ContractImporter)
+
+
+RENTALS_TABLES = {
+    "rentals_meter_type": _l("Meter type"),
+    "rentals_manufacturer": _l("Manufacturer"),
+    "rentals_device_model": _l("Device model"),
+    "rentals_consumable": _l("Consumable"),
+    "rentals_device": _l("Device"),
+    "rentals_installation": _l("Installation"),
+    "rentals_contract": _l("Contract"),
+    "rentals_allowance": _l("Allowance"),
+    "rentals_price_band": _l("Price band"),
+    "rentals_contract_line": _l("Contract line"),
+    "rentals_line_counter": _l("Line counter"),
+}
+
+
+def register_labels(app: Any) -> None:
+    """How rentals' records are named and its codes read (core/labels.py)."""
+    from modules.rentals.models import DeviceModel, Manufacturer
+
+    labels.register_enum(app, "device.status", STATUS_LABELS)
+    labels.register_enum(app, "contract.state", STATE_LABELS)
+    labels.register_enum(app, "toner.colour", COLOUR_LABELS)
+    labels.register_enum(app, "contract.fee_timing", forms.FEE_TIMING_LABELS)
+    labels.register_enum(app, "audit.table", RENTALS_TABLES)
+    labels.register_enum(
+        app, "job.func", {"modules.rentals.jobs:end_lapsed_contracts": _l("End the contracts past their end date")}
+    )
+    labels.register_record(app, Contract, lambda contract: contract.number)
+    labels.register_record(app, Device, lambda device: f"{device.serial} · {device.model}")
+    labels.register_record(app, DeviceModel, lambda model: f"{model.manufacturer} {model.name}")
+    labels.register_record(app, Manufacturer, lambda manufacturer: manufacturer.name)
+    labels.register_record(app, MeterType, lambda meter: meter.label(str(get_locale())))
+    labels.register_kind(app, "contract", lambda ident: db.session.get(Contract, ident))
+    labels.register_kind(app, "device", lambda ident: db.session.get(Device, ident))
+    labels.register_kind(
+        app, "meter", lambda code: db.session.scalar(sa.select(MeterType).where(MeterType.code == code))
+    )

@@ -60,7 +60,12 @@ def fee_lines(contract: Contract, as_of: dt.date) -> list[BillableLine]:
                 period_start=period.start,
                 period_end=period.end,
                 unit=_("period"),
-                extra={"active_days": period.active_days, "period_days": period.period_days},
+                extra={
+                    "active_days": period.active_days,
+                    "period_days": period.period_days,
+                    # Printed on the invoice (invoicing's PDF reads it from the line's extra data).
+                    **({"invoice_notes": contract.invoice_notes} if contract.invoice_notes else {}),
+                },
             )
         )
     return lines

@@ -282,6 +282,30 @@ def _check_state_change(check: Checker, contract: Contract, state: Any, end_date
         check.fail("end_date", _("An ended contract needs its end date."))
 
 
+LAPSING_STATES = ("active", "suspended")
+
+
+def current_state(contract: Contract, today: dt.date | None = None) -> str:
+    """The state as of the dealer's today: an active or suspended contract whose end date has passed has ended."""
+    today = today or clock.today()
+    if contract.state in LAPSING_STATES and contract.end_date is not None and contract.end_date < today:
+        return "ended"
+    return contract.state
+
+
+def end_lapsed_contracts(today: dt.date | None = None) -> list[Contract]:
+    """Every active or suspended contract whose end date is before `today`, marked ended; its devices stay on it
+    until they are collected with their final counters, and billing goes on billing its periods up to the end date."""
+    today = today or clock.today()
+    lapsed = db.session.scalars(
+        db.select(Contract).where(Contract.state.in_(LAPSING_STATES), Contract.end_date < today).order_by(Contract.id)
+    ).all()
+    for contract in lapsed:
+        contract.state = "ended"
+    db.session.flush()
+    return list(lapsed)
+
+
 def contract_periods(contract: Contract, until: dt.date | None) -> list[dict[str, Any]]:
     """The contract's periods up to `until` with escalated, prorated fee, escalated prices and each device's days."""
     check = Checker()

@@ -41,11 +41,10 @@ class BrowserPage:
     errors: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
-def live_app(tmp_path_factory) -> Iterator[Flask]:
-    """The app the live server runs, on its own migrated SQLite database with the demo data: for checking its rows."""
+def demo_app(directory) -> Iterator[Flask]:
+    """An app on its own migrated SQLite database in `directory`, the demo data loaded at BROWSER_NOW."""
     compile_catalogues()
-    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.sqlite'}"
+    url = f"sqlite:///{directory / 'browser.sqlite'}"
     migrate(make_app(url))
     app = make_app(url)  # rebuilt after migrating, as a real restart would be
     with time_machine.travel(BROWSER_NOW, tick=False):
@@ -60,15 +59,26 @@ def live_app(tmp_path_factory) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def live_server(live_app) -> Iterator[str]:
-    """The live app at http://127.0.0.1:<free port>."""
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+def serve(app: Flask) -> Iterator[str]:
+    """`app` served at http://127.0.0.1:<free port> in a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="browser-test-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory) -> Iterator[Flask]:
+    """The app the live server runs, on its own migrated SQLite database with the demo data: for checking its rows."""
+    yield from demo_app(tmp_path_factory.mktemp("browser"))
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app) -> Iterator[str]:
+    """The live app at http://127.0.0.1:<free port>."""
+    yield from serve(live_app)
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def test_pdf_shows_number_lines_vat_summary_and_total(client, staff, customer):
     response = client.get(f"/api/v1/invoices/{invoice_id}/pdf", headers=staff)
 
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    assert "invoice-1-2026.pdf" in response.headers["Content-Disposition"]
+    assert "Fattura_1-2026.pdf" in response.headers["Content-Disposition"]
     text = pdf_text(response.data)
     assert "1/2026" in text
     for figure in ("120,10", "26,42", "146,52", "IT60X0542811101000000123456", "01234567897", "00743110157"):
@@ -75,7 +75,7 @@ def test_pdf_is_rendered_once_after_posting_and_stored(client, staff, customer, 
 
     stored = db.session.get(InvoicePdf, invoice_id)
 
-    assert stored is not None and stored.filename == "invoice-1-2026.pdf"
+    assert stored is not None and stored.filename == "Fattura_1-2026.pdf"
     assert client.get(f"/api/v1/invoices/{invoice_id}/pdf", headers=staff).data == stored.content
 
 
@@ -197,7 +197,7 @@ def test_posted_invoice_is_emailed_once_to_billing_contacts_with_the_pdf(client,
     assert message.recipients == ["fatture@bianchi.example"]
     assert message.dedupe_key == f"invoice:{invoice_id}"
     assert "1/2026" in message.subject and message.language == "it"
-    assert [(a.filename, a.mimetype) for a in message.attachments] == [("invoice-1-2026.pdf", "application/pdf")]
+    assert [(a.filename, a.mimetype) for a in message.attachments] == [("Fattura_1-2026.pdf", "application/pdf")]
     assert message.attachments[0].content == db.session.get(InvoicePdf, invoice_id).content
     assert get_invoice(client, staff, invoice_id)["email_status"] == "kept"  # no MAIL_SERVER in tests
 

@@ -221,7 +221,7 @@ def test_review_flags_a_total_that_changed_more_than_the_threshold_and_posts_all
     posted = post_form(
         office,
         f"/admin/invoicing_runs_admin/{run['id']}/post",
-        {"all": "1"},
+        {"all": "1", "confirm": "1"},
         form_url=f"/admin/invoicing_runs_admin/{run['id']}",
         follow_redirects=True,
     )

@@ -76,7 +76,7 @@ def test_backwards_counter_is_shown_on_its_field_and_nothing_saved(app, device):
     )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert "is-invalid" in page and "10000" in page and 'value="9000"' in page
+    assert "is-invalid" in page and "10,000" in page and 'value="9000"' in page
     assert readings(app) == []
 
 

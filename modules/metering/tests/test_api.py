@@ -44,7 +44,7 @@ def test_counter_going_backwards_is_422_naming_the_meter(client, setup):
     headers = bearer("technician")
     body = {"device_id": device.id, "taken_at": "2026-02-02T09:00:00Z", "counters": {"bw": 9_000, "color": 2_100}}
     fields = problem_fields(client.post("/api/v1/readings", json=body, headers=headers))
-    assert list(fields) == ["counters.bw"] and "10000" in fields["counters.bw"]
+    assert list(fields) == ["counters.bw"] and "10,000" in fields["counters.bw"]
 
 
 def test_bad_values_are_422_and_nothing_is_written(client, setup):

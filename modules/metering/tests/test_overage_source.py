@@ -46,7 +46,7 @@ def test_worked_example_a_january_overage(db_session):
     bw = next(line for line in lines if line.meter == "bw")
     assert (bw.source, bw.kind, bw.device_id, bw.contract_id) == ("metering", "overage", device.id, contract.id)
     assert (bw.period_start, bw.period_end, bw.vat_rate) == (D("2026-01-01"), D("2026-01-31"), Decimal("22.00"))
-    for text in ("KYA1", "10000", "11850", "1850", "1000", "2026-01-01", "2026-01-31", contract.number):
+    for text in ("KYA1", "10000", "11850", "1850", "1000", "1/1/26", "1/31/26", contract.number):
         assert text in bw.description
     # The same run again finds the same lines with the same references (invoicing bills each once).
     assert amounts(lines_of(customer.id, "2026-02-05")) == amounts(lines)

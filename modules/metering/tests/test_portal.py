@@ -134,7 +134,10 @@ def test_lower_counter_is_refused_in_italian_naming_the_last_value_and_date(app,
     )
     page = text(response)
     assert response.status_code == 422
-    assert "è inferiore all'ultimo, 11850" in page and "2026-01-30" in page
+    # The customer's terms: the meter's label, numbers and the date in Italian, what to do (never "record it first").
+    assert "Il contatore Bianco e nero che hai inserito, 11.000, è inferiore all'ultimo rilevato, 11.850" in page
+    assert "30 gennaio 2026" in page
+    assert "avvisaci" in page and "sostituzione" not in page
     assert len(stored(app)) == 2
 
 

@@ -32,12 +32,14 @@ def test_counter_lower_than_previous_is_rejected_naming_meter_last_value_and_dat
     s.read(device, "2026-02-02", bw=11_850, color=2_310)
     errors = errors_of(device.id, s.at("2026-03-02"), {"bw": 11_000, "color": 2_400})
     assert list(errors) == ["counters.bw"]
-    assert "bw" in errors["counters.bw"] and "11850" in errors["counters.bw"] and "2026-02-02" in errors["counters.bw"]
+    message = errors["counters.bw"]
+    assert "Black and white" in message and "11,850" in message and "2/2/26" in message
+    assert "record the replacement first" in message
 
 
 def test_counter_lower_than_the_installation_counter_is_rejected(device):
     errors = errors_of(device.id, s.at("2026-01-15"), {"bw": 9_999})
-    assert "10000" in errors["counters.bw"]
+    assert "10,000" in errors["counters.bw"]
 
 
 def test_estimates_do_not_count_as_the_previous_value(device, db_session):
@@ -80,7 +82,7 @@ def test_jump_far_beyond_the_usual_volume_is_held_for_review(device):
     s.read(device, "2026-03-02", bw=16_000, color=2_000)
     recorded = record_reading(device.id, s.at("2026-04-01"), {"bw": 46_000}, now=NOW)
     assert recorded.reading.status == "pending_review"
-    assert "bw" in recorded.reading.reason and "30000" in recorded.reading.reason
+    assert "Black and white" in recorded.reading.reason and "30,000 pages in 30 days" in recorded.reading.reason
 
 
 def test_jump_factor_is_a_dealer_setting(device):
