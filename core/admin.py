@@ -311,7 +311,12 @@ def _register_core_labels(app: Flask) -> None:
     labels.register_enum(app, "outbox.status", OUTBOX_STATUSES)
     labels.register_enum(app, "job.func", {"core.outbox:send_message": _l("Send an email")})
     labels.register_record(app, Partner, lambda partner: partner.name)
-    labels.register_kind(app, "customer", lambda ident: db.session.get(Partner, ident))
+    labels.register_kind(
+        app,
+        "customer",
+        lambda ident: db.session.get(Partner, ident),
+        lambda ids: db.session.scalars(db.select(Partner).where(Partner.id.in_(ids))).all(),
+    )
     labels.register_record(app, Company, lambda company: company.name)
     labels.register_record(app, User, lambda user: user.name or user.email)
 

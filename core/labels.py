@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app, has_request_context, url_for
+from flask import Flask, current_app, g, has_request_context, url_for
 from flask_admin.model import BaseModelView as ModelView
 from flask_babel import format_date, format_datetime, format_decimal
 from flask_babel import lazy_gettext as _l
@@ -30,6 +30,7 @@ class LabelRegistry:
     records: dict[type, _Record] = field(default_factory=dict)
     enums: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     kinds: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    loaders: dict[str, Callable[[set], Any]] = field(default_factory=dict)
 
 
 def _registry(app: Flask | None = None) -> LabelRegistry:
@@ -53,10 +54,24 @@ def register_enum(app: Flask, name: str, labels: Mapping[str, Any]) -> None:
     enums[name] = {**enums.get(name, {}), **labels}
 
 
-def register_kind(app: Flask, kind: str, find: Callable[[Any], Any]) -> None:
+def register_kind(
+    app: Flask, kind: str, find: Callable[[Any], Any], load_many: Callable[[set], Any] | None = None
+) -> None:
     """How to find a record of `kind` ("contract", "device", "meter") from its key, for a module that knows only the
-    key of another module's record (invoicing knows contracts by id): `find(key)` returns the record or None."""
+    key of another module's record (invoicing knows contracts by id): `find(key)` returns the record or None;
+    `load_many(keys)` loads many at once (with what their labels need) so that `find` then costs no query."""
     _registry(app).kinds[kind] = find
+    if load_many is not None:
+        _registry(app).loaders[kind] = load_many
+
+
+def preload(kind: str, keys: Any) -> None:
+    """Load the records of `kind` a page is about to name, in one query rather than one per row."""
+    wanted = {key for key in keys if key not in (None, "")}
+    load_many = _registry().loaders.get(kind)
+    if wanted and load_many is not None:
+        # The session keeps loaded rows only while something refers to them: this request does, until it ends.
+        g.setdefault("labels_preloaded", []).extend(load_many(wanted))
 
 
 def record_for(kind: str, key: Any) -> Any:
@@ -71,6 +86,12 @@ def link_for(kind: str, key: Any) -> Markup:
     if record is None:
         return Markup(escape("" if key is None else key))
     return record_link(record)
+
+
+def label_for(kind: str, key: Any) -> str:
+    """`record_label` of the record of `kind` with this key, for documents (no link); its key when none is known."""
+    record = record_for(kind, key)
+    return ("" if key is None else str(key)) if record is None else record_label(record)
 
 
 def enum_label(name: str, code: Any) -> str:
@@ -155,9 +176,9 @@ def number(value: Any) -> str:
 def init_app(app: Flask) -> None:
     """Jinja filters for templates: `obj|record_link`, `obj|record_label`, `code|enum_label("invoice.state")`,
     `moment|local_datetime` (dealer's time zone, labelled), `day|local_date`, `value|number`; and the global
-    `link_for("contract", id)`."""
+    `link_for("contract", id)` / `label_for("device", id)`."""
     app.extensions.setdefault("copydesk_labels", LabelRegistry())
-    app.jinja_env.globals.update(link_for=link_for)
+    app.jinja_env.globals.update(link_for=link_for, label_for=label_for)
     app.jinja_env.filters.update(
         record_link=record_link,
         record_label=record_label,

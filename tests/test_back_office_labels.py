@@ -13,12 +13,14 @@ from flask import url_for
 from flask_admin.model.helpers import prettify_name
 from flask_babel import force_locale, get_translations
 
-from core import labels
+from core import clock, labels
 from core.admin import SecuredModelView
 from core.db import db
 from core.demo import DEMO_PASSWORD
 from core.extensions import limiter
 from core.models import User
+from modules.invoicing import runs, services
+from modules.invoicing.models import Invoice
 from tests.auth_support import login
 
 ROWS_PER_VIEW = 2
@@ -116,6 +118,14 @@ def italian_dealer(app):
     loaded = app.test_cli_runner().invoke(args=["demo", "load"])
     assert loaded.exit_code == 0, loaded.output
     with app.app_context():
+        # A billing run with one draft posted, so runs, drafts, posted invoices and their lines are scanned too.
+        run = runs.create_run(clock.today())
+        db.session.commit()
+        runs.launch_run(run.id)
+        first = db.session.scalars(sa.select(Invoice).where(Invoice.state == "draft").order_by(Invoice.id)).first()
+        assert first is not None, "the demo's billing run made no draft"
+        services.post(first)
+        db.session.commit()
         admin = db.session.scalar(sa.select(User).where(User.email == "admin@copydesk.local"))
         admin.language = "it"
         db.session.commit()

@@ -123,14 +123,15 @@ class BillingRunsView(SecuredView):
         missing, errors = runs.run_issues(run.id, "missing"), runs.run_issues(run.id, "error")
         # The page reloads every 2 s while the run works: only the partners it names, not every partner.
         named = {row.customer_id for row in (*invoices, *missing, *errors) if row.customer_id is not None}
-        customers = dict(db.session.execute(sa.select(Partner.id, Partner.name).where(Partner.id.in_(named))).all())
+        labels.preload("customer", named)
+        labels.preload("contract", {row.contract_id for row in (*invoices, *missing, *errors)})
+        labels.preload("device", {row.device_id for row in missing})
         return self.render(
             "invoicing/admin/run.html",
             run=run,
             rows=review_rows(invoices),
             missing=missing,
             errors=errors,
-            customers=customers,
             threshold=review_threshold(),
             refresh=run.status in ("queued", "running"),
             no_worker=run.status in ("queued", "running") and jobs.workers_taking_jobs() == 0,

@@ -474,8 +474,22 @@ def register_labels(app: Any) -> None:
     labels.register_record(app, DeviceModel, lambda model: f"{model.manufacturer} {model.name}")
     labels.register_record(app, Manufacturer, lambda manufacturer: manufacturer.name)
     labels.register_record(app, MeterType, lambda meter: meter.label(str(get_locale())))
-    labels.register_kind(app, "contract", lambda ident: db.session.get(Contract, ident))
-    labels.register_kind(app, "device", lambda ident: db.session.get(Device, ident))
+    labels.register_kind(
+        app,
+        "contract",
+        lambda ident: db.session.get(Contract, ident),
+        lambda ids: db.session.scalars(sa.select(Contract).where(Contract.id.in_(ids))).all(),
+    )
+    labels.register_kind(
+        app,
+        "device",
+        lambda ident: db.session.get(Device, ident),
+        lambda ids: db.session.scalars(
+            sa.select(Device)
+            .where(Device.id.in_(ids))
+            .options(sa.orm.selectinload(Device.model).selectinload(DeviceModel.manufacturer))
+        ).all(),
+    )
     labels.register_kind(
         app, "meter", lambda code: db.session.scalar(sa.select(MeterType).where(MeterType.code == code))
     )
