@@ -11,8 +11,9 @@ from flask import has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from core import labels
 from core.db import db
-from core.models import AuditLog
+from core.models import AuditLog, User
 
 SECRET_FIELDS = {"password_hash", "token_hash", "logo"}
 
@@ -63,7 +64,7 @@ def _changes(obj: Any, only_modified: bool) -> dict:
             continue
         new = hist.added[0] if hist.added else getattr(obj, attr.key)
         old = hist.deleted[0] if hist.deleted else None
-        if attr.key in SECRET_FIELDS:
+        if attr.key in SECRET_FIELDS or attr.key in getattr(type(obj), "__audit_secret__", ()):
             out[attr.key] = "changed"
         else:
             out[attr.key] = [_jsonable(old), _jsonable(new)] if only_modified else _jsonable(new)
@@ -107,3 +108,58 @@ def _write_audit_entries(session: Session, flush_context) -> None:
                 ip_address=ip,
             )
         )
+
+
+# Reading the log: each entry's record, loaded for a whole page of entries at once.
+
+
+def audited_model(table: str | None) -> type | None:
+    """The model class of an audited table (`rentals_contract`: Contract), when its module is loaded."""
+    if not table:
+        return None
+    return next((m.class_ for m in db.Model.registry.mappers if m.local_table.name == table), None)
+
+
+def _record_key(model: type, object_id: str | None) -> Any:
+    """An entry's `object_id` as the primary key of its model, or None (a composite key, a key of another type)."""
+    keys = sa.inspect(model).primary_key
+    if not object_id or len(keys) != 1:
+        return None
+    try:
+        python_type = keys[0].type.python_type
+    except NotImplementedError:
+        return None
+    if python_type is int:
+        return int(object_id) if object_id.isdigit() else None
+    return object_id if python_type is str else None
+
+
+def preload_entries(entries: list[AuditLog]) -> None:
+    """Load the records and users a page of entries names: one query per table named, not one per entry."""
+    wanted: dict[type, set] = {}
+    for entry in entries:
+        model = audited_model(entry.object_type)
+        key = _record_key(model, entry.object_id) if model is not None else None
+        if key is not None:
+            wanted.setdefault(model, set()).add(key)
+    for model, keys in wanted.items():
+        labels.preload_records(model, keys)
+    labels.preload_records(User, {entry.user_id for entry in entries})
+
+
+def entry_record(entry: AuditLog) -> tuple[type | None, Any]:
+    """The model class of an entry's table and the record itself when it still exists (None once deleted)."""
+    model = audited_model(entry.object_type)
+    key = _record_key(model, entry.object_id) if model is not None else None
+    if key is None:
+        return model, None
+    known, record = labels.kept_record(model, key)
+    return model, record if known else labels.preload_records(model, [key]).get(key)
+
+
+def entry_user(entry: AuditLog) -> User | None:
+    """The user who acted, when known and still there."""
+    if entry.user_id is None:
+        return None
+    known, user = labels.kept_record(User, entry.user_id)
+    return user if known else labels.preload_records(User, [entry.user_id]).get(entry.user_id)

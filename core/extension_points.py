@@ -58,6 +58,15 @@ class MissingReadingsReporter(Protocol):
         """The periods of `customer_id` whose overage waits for a closing reading as of `as_of`; must not write."""
 
 
+@runtime_checkable
+class MeterBillingCover(Protocol):
+    """Says which contract periods a module bills in place of meter overage (device accounting's chargeback), so
+    metering bills neither overage nor minimum charge for them: never both for the same devices and period."""
+
+    def covered_periods(self, periods: set[tuple[int, dt.date]]) -> set[tuple[int, dt.date]]:
+        """Of these (contract id, period start) pairs, those this module bills instead; must not write."""
+
+
 @dataclass(frozen=True)
 class DashboardCard:
     """A figure a module shows on the admin dashboard."""
@@ -124,7 +133,8 @@ class ExtensionPoint(Generic[T]):
 BILLABLE_SOURCE: ExtensionPoint[BillableSource] = ExtensionPoint("billable_source", BillableSource)
 DASHBOARD: ExtensionPoint[DashboardProvider] = ExtensionPoint("dashboard", DashboardProvider)
 RECORD_PANELS: ExtensionPoint[RecordPanelProvider] = ExtensionPoint("record_panels", RecordPanelProvider)
-EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (BILLABLE_SOURCE, DASHBOARD, RECORD_PANELS)
+METER_BILLING_COVER: ExtensionPoint[MeterBillingCover] = ExtensionPoint("meter_billing_cover", MeterBillingCover)
+EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (BILLABLE_SOURCE, DASHBOARD, RECORD_PANELS, METER_BILLING_COVER)
 
 
 class ExtensionRegistry:

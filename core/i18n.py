@@ -38,7 +38,7 @@ def parse_whole_number(text: str) -> int | None:
     """A whole number as typed in the user's language (`12.345` in Italian, `12,345` in English, spaces grouping);
     None when it is not one: a decimal part, or the separators of another language (`12.345,6` in English)."""
     text = _SPACES.sub("", text or "")
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # int("²") fails: other digits go through Babel
         return int(text)
     if not text or not all(char.isdigit() or not char.isalnum() for char in text):
         return None

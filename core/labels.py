@@ -8,11 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, current_app, g, has_request_context, url_for
 from flask_admin.model import BaseModelView as ModelView
 from flask_babel import format_date, format_datetime, format_decimal
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.collections import InstrumentedList
 
 from core import clock
 
@@ -21,6 +24,7 @@ from core import clock
 class _Record:
     label: Callable[[Any], str]
     url: Callable[[Any], str | None] | None = None
+    needs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -39,12 +43,17 @@ def _registry(app: Flask | None = None) -> LabelRegistry:
 
 
 def register_record(
-    app: Flask, model: type, label: Callable[[Any], str], url: Callable[[Any], str | None] | None = None
+    app: Flask,
+    model: type,
+    label: Callable[[Any], str],
+    url: Callable[[Any], str | None] | None = None,
+    needs: tuple[str, ...] = (),
 ) -> None:
     """Name the records of `model` (`label(obj)`: "1/2026", "AB123 · Canon iR C3226") and, optionally, link them
     (`url(obj)`); without `url` a record links to the details page of the admin view showing its model, if the
-    user may open it."""
-    _registry(app).records[model] = _Record(label, url)
+    user may open it. `needs` are the relationships the label reads ("model.manufacturer"), which a list loads with
+    its rows so that naming them costs no query per row."""
+    _registry(app).records[model] = _Record(label, url, tuple(needs))
 
 
 def register_enum(app: Flask, name: str, labels: Mapping[str, Any]) -> None:
@@ -107,12 +116,21 @@ def enums() -> dict[str, Mapping[str, Any]]:
     return dict(_registry().enums)
 
 
-def _record_entry(obj: Any) -> _Record | None:
+def record_models() -> list[type]:
+    """Every model whose records are named (the page scan looks for their labels shown without a link)."""
+    return list(_registry().records)
+
+
+def _class_entry(model: type) -> _Record | None:
     records = _registry().records
-    for cls in type(obj).__mro__:
+    for cls in model.__mro__:
         if cls in records:
             return records[cls]
     return None
+
+
+def _record_entry(obj: Any) -> _Record | None:
+    return _class_entry(type(obj))
 
 
 def record_label(obj: Any) -> str:
@@ -153,6 +171,152 @@ def record_link(obj: Any) -> Markup:
     label = record_label(obj)
     url = record_url(obj)
     return Markup('<a href="{}">{}</a>').format(url, label) if url else Markup(escape(label))
+
+
+# Related records in admin columns: found from the mapping, shown by label and link, loaded with the list's rows.
+
+
+@dataclass(frozen=True)
+class RelatedPath:
+    """The relationships a column reads through (`device.customer.name`: device, then customer) and the model they
+    lead to, whose record the column names (`device.customer.name` the customer, `device.serial` the device); only
+    the last relationship may be a collection."""
+
+    keys: tuple[str, ...]
+    model: type
+
+    def named(self) -> bool:
+        """Whether the records it leads to have labels (else the column shows its plain value)."""
+        return _class_entry(self.model) is not None
+
+
+def related_path(model: type, name: str) -> RelatedPath | None:
+    """The relationships column `name` of `model` reads through, or None for a column of the row itself."""
+    keys: list[str] = []
+    current = model
+    parts = name.split(".")
+    for position, part in enumerate(parts):
+        relationship = sa.inspect(current).relationships.get(part)
+        if relationship is None:
+            break
+        if relationship.uselist and position < len(parts) - 1:
+            return None  # through a collection: no one record to name
+        current = relationship.mapper.class_
+        keys.append(part)
+    return RelatedPath(tuple(keys), current) if keys else None
+
+
+def foreign_model(model: type, name: str) -> type | None:
+    """The model whose primary key column `name` of `model` holds, when it is a foreign key without a relationship
+    (a meter replacement's `meter` code)."""
+    if "." in name or name in sa.inspect(model).relationships:
+        return None
+    column = sa.inspect(model).columns.get(name)
+    if column is None or len(column.foreign_keys) != 1:
+        return None
+    target = next(iter(column.foreign_keys)).column
+    for mapper in model.registry.mappers:
+        if mapper.local_table is target.table and list(mapper.primary_key) == [target]:
+            return mapper.class_
+    return None
+
+
+def _walk(row: Any, keys: tuple[str, ...]) -> Any:
+    value = row
+    for key in keys:
+        value = getattr(value, key, None)
+        if value is None:
+            return None
+    return value
+
+
+def _show(value: Any, link: bool) -> Any:
+    if isinstance(value, list | tuple):
+        shown = [_show(item, link) for item in value]
+        return Markup(", ").join(shown) if link else ", ".join(shown)
+    return record_link(value) if link else record_label(value)
+
+
+def related_column(path: RelatedPath, link: bool = True) -> Callable[..., Any]:
+    """A column reading through `path`: the record it names by its label as a link; the plain value when that
+    record's model has no labels. In an export (`link` False) the record's label, or the very field a dotted column
+    names (a spreadsheet's `device.serial` is the serial)."""
+
+    def format(view: Any, context: Any, model: Any, name: str) -> Any:
+        if not path.named() or (not link and name.count(".") >= len(path.keys)):
+            return _attribute(model, name)
+        value = _walk(model, path.keys)
+        return "" if value is None else _show(value, link)
+
+    return format
+
+
+def foreign_column(target: type, link: bool = True) -> Callable[..., Any]:
+    """A foreign-key column shown as the record it points to (loaded once per page by `preload_records`)."""
+
+    def format(view: Any, context: Any, model: Any, name: str) -> Any:
+        key = getattr(model, name, None)
+        if key is None or _class_entry(target) is None:
+            return key
+        known, record = kept_record(target, key)
+        if not known:
+            record = preload_records(target, [key]).get(key)
+        return key if record is None else _show(record, link)
+
+    return format
+
+
+def _chain(model: type, keys: tuple[str, ...]) -> Any:
+    option = None
+    current = model
+    for key in keys:
+        attribute = getattr(current, key)
+        option = selectinload(attribute) if option is None else option.selectinload(attribute)
+        current = attribute.property.mapper.class_
+    return option
+
+
+def _label_paths(model: type) -> list[tuple[str, ...]]:
+    entry = _class_entry(model)
+    return [tuple(need.split(".")) for need in (entry.needs if entry else ())]
+
+
+def related_loads(model: type, paths: list[RelatedPath]) -> list[Any]:
+    """Loader options for a query of `model` whose columns read through `paths`: each named record with what its
+    label needs, a few queries for the whole page whatever its number of rows."""
+    wanted: set[tuple[str, ...]] = set()
+    for path in paths:
+        if path.named():
+            wanted.add(path.keys)
+            wanted.update(path.keys + need for need in _label_paths(path.model))
+    return [_chain(model, keys) for keys in sorted(wanted)]
+
+
+def _kept(model: type) -> dict:
+    return g.setdefault("labels_records", {}).setdefault(model, {}) if has_request_context() else {}
+
+
+def preload_records(model: type, keys: Any) -> dict:
+    """Load the records of `model` with these primary keys (and what their labels need) in one query per 500, kept
+    for the rest of the request; returns them by key. A key with no record is remembered as missing."""
+    from core.db import db
+
+    kept = _kept(model)
+    wanted = sorted({key for key in keys if key not in (None, "") and key not in kept}, key=str)
+    primary_key = sa.inspect(model).primary_key[0]
+    options = [_chain(model, need) for need in _label_paths(model)]
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        kept.update(dict.fromkeys(chunk))
+        for record in db.session.scalars(sa.select(model).where(primary_key.in_(chunk)).options(*options)):
+            kept[getattr(record, primary_key.key)] = record
+    return {key: kept.get(key) for key in keys if key not in (None, "")}
+
+
+def kept_record(model: type, key: Any) -> tuple[bool, Any]:
+    """(known, record) for a key `preload_records` loaded in this request: (True, None) when it has no record."""
+    kept = _kept(model)
+    return (key in kept, kept.get(key))
 
 
 def local_datetime(value: dt.datetime | None, format: str = "short") -> str:
@@ -228,26 +392,28 @@ def _type_record(view: Any, value: Any, name: str | None = None) -> Markup:
 
 
 def _type_list(view: Any, value: list, name: str | None = None) -> Any:
-    from core.db import Base
+    from core.db import db
 
-    if value and all(isinstance(item, Base) for item in value):
+    if value and all(isinstance(item, db.Model) for item in value):
         return Markup(", ").join(record_link(item) for item in value)
     return ", ".join(str(item) for item in value)
 
 
 def type_formatters(base: Mapping[type, Callable]) -> dict[type, Callable]:
     """Flask-Admin type formatters: moments in the dealer's time zone, dates and numbers in the user's language,
-    related records by their label as links. datetime comes before date (a datetime is a date)."""
-    from core.db import Base
+    related records by their label as links. datetime comes before date (a datetime is a date). Models are
+    `db.Model` (Flask-SQLAlchemy's subclass of core.db.Base, which the models do not inherit from directly)."""
+    from core.db import db
 
+    lists = {kind: _type_list for kind in (list, InstrumentedList)}
     return {
         **base,
+        **lists,
         dt.datetime: _type_datetime,
         dt.date: _type_date,
         decimal.Decimal: _type_decimal,
         float: _type_decimal,
-        list: _type_list,
-        Base: _type_record,
+        db.Model: _type_record,
     }
 
 

@@ -16,8 +16,9 @@ from core.loader import Manifest
 
 # Every module has these; `tests/` is a package.
 REQUIRED = ("__manifest__.py", "__init__.py", "module.py", "models.py", "tests/__init__.py")
-# Where a module's templates go, under its templates/ folder (mail: core.outbox.queue_email's "<module>/<name>").
-TEMPLATE_SCHEME = r"{module}/(admin|portal|pdf)/[\w./-]+\.html|mail/{module}/[\w-]+(\.subject)?\.(html|txt)"
+# Where a module's templates go, under its templates/ folder (mail: core.outbox.queue_email's "<module>/<name>");
+# `reports/` holds partials that both its admin and its portal pages include.
+TEMPLATE_SCHEME = r"{module}/(admin|portal|pdf|reports)/[\w./-]+\.html|mail/{module}/[\w-]+(\.subject)?\.(html|txt)"
 _JINJA_NAMES = re.compile(r"{%-?\s*(?:extends|include|import|from)\s+[\"']([^\"']+)[\"']")
 
 
@@ -58,7 +59,7 @@ def registered_violations(app: Flask, manifests: dict[str, Manifest]) -> list[st
         _placed(problems, f"periodic job {job.name}", job.func.__module__, manifests, "jobs.py")
     for blueprint in app.blueprints.values():
         if isinstance(blueprint, flask_smorest.Blueprint):
-            kind, allowed = "API blueprint", "api.py"
+            kind, allowed = "API blueprint", "api.py or api_<topic>.py"
         elif (blueprint.url_prefix or "").startswith("/portal"):
             kind, allowed = "portal blueprint", "portal.py"
         else:

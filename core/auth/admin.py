@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms.validators import ValidationError
 
-from core import labels
+from core import audit, labels
 from core.admin import SecuredModelView, model_view
 from core.auth import services, sessions
 from core.auth.services import UserError
@@ -128,11 +128,20 @@ class UserView(SecuredModelView):
 
 
 def _audited(model: AuditLog) -> tuple[type | None, object | None]:
-    """The model class of an entry's table and the record itself when it still exists."""
-    cls = next((m.class_ for m in db.Model.registry.mappers if m.local_table.name == model.object_type), None)
-    if cls is None or not model.object_id or not model.object_id.isdigit():
-        return cls, None
-    return cls, db.session.get(cls, int(model.object_id))
+    """The model class of an entry's table and the record itself when it still exists (loaded with the page)."""
+    return audit.entry_record(model)
+
+
+# What the audit log records when no user acted (core/audit.py), in the reader's language.
+ACTOR_WORDS = {"system": _l("System (scheduled job)"), "anonymous": _l("Not logged in")}
+
+
+def _actor(view, context, model: AuditLog, name: str):
+    """Who acted: the user as a link when known, else what was recorded ("system", an email that failed to log in)."""
+    user = audit.entry_user(model)
+    if user is not None:
+        return labels.record_link(user)
+    return str(ACTOR_WORDS.get(model.actor, model.actor))
 
 
 def _field_label(cls: type | None, field: str) -> str:
@@ -196,14 +205,23 @@ class AuditLogView(SecuredModelView):
     column_formatters = {
         "changes": lambda view, context, model, name: _changes_text(model, 200),
         "object_id": _object,
+        "actor": _actor,
     }
     column_formatters_detail = {
         "changes": lambda view, context, model, name: _changes_text(model, None),
         "object_id": _object,
-        "user_id": lambda view, context, model, name: (
-            labels.record_link(db.session.get(User, model.user_id)) if model.user_id else ""
-        ),
+        "actor": _actor,
+        "user_id": lambda view, context, model, name: labels.record_link(audit.entry_user(model)),
     }
+    column_formatters_export = {
+        "changes": lambda view, context, model, name: _changes_text(model, None),
+        "object_id": lambda view, context, model, name: labels.record_label(_audited(model)[1]) or model.object_id,
+    }
+
+    def preload_rows(self, rows: list[AuditLog]) -> None:
+        """The records and users the page's entries name, one query per table rather than one per entry."""
+        super().preload_rows(rows)
+        audit.preload_entries(rows)
 
 
 def init_app(app: Flask) -> None:

@@ -281,6 +281,7 @@ def register_labels(app: Any) -> None:
         Invoice,
         _invoice_label,
         url=lambda invoice: url_for("invoicing_invoices_admin.details", invoice_id=invoice.id),
+        needs=("customer",),
     )
     labels.register_record(
         app,

@@ -19,9 +19,9 @@ from core.admin import SecuredModelView, SecuredView
 from core.db import contains, db
 from core.permissions import has_permission
 from core.validation import ValidationError
-from modules.metering import imports
-from modules.metering.history import last_values, show_time
-from modules.metering.models import READING_SOURCES, READING_STATUSES, SUPPLY_COLOURS, Reading
+from modules.metering import campaigns, imports
+from modules.metering.history import last_values, meter_label, show_time
+from modules.metering.models import READING_SOURCES, READING_STATUSES, SUPPLY_COLOURS, Reading, ReadingRequest
 from modules.metering.readings import approve_reading, record_reading, reject_reading
 from modules.metering.replacements import record_replacement
 from modules.metering.validation import typed_counter
@@ -138,8 +138,9 @@ class ReadingView(SecuredModelView):
     allow_create = False
     allow_edit = False
     can_export = True
-    column_list = ("device.serial", "device.customer.name", "taken_at", "counters", "status", "source", "reason")
+    column_list = ("device", "device.customer.name", "taken_at", "counters", "status", "source", "reason")
     column_labels = {
+        "device": _l("Device"),
         "device.serial": _l("Serial number"),
         "device.customer.name": _l("Customer"),
         "taken_at": _l("Taken at"),
@@ -150,8 +151,18 @@ class ReadingView(SecuredModelView):
         "warnings": _l("Warnings"),
         "created_at": _l("Recorded at"),
     }
-    column_details_list = (
+    # A spreadsheet keeps the serial and the customer's name in columns of their own.
+    column_export_list = (
         "device.serial",
+        "device.customer.name",
+        "taken_at",
+        "counters",
+        "status",
+        "source",
+        "reason",
+    )
+    column_details_list = (
+        "device",
         "device.customer.name",
         "taken_at",
         "counters",
@@ -180,12 +191,8 @@ class ReadingView(SecuredModelView):
     }
 
     def get_query(self):
-        """The listed readings with their counters, device and customer, in a few queries for the whole page."""
-        return (
-            super()
-            .get_query()
-            .options(selectinload(Reading.values), selectinload(Reading.device).selectinload(Device.customer))
-        )
+        """The listed readings with their counters (device and customer come with core's related columns)."""
+        return super().get_query().options(selectinload(Reading.values))
 
 
 class ReviewView(SecuredView):
@@ -203,6 +210,7 @@ class ReviewView(SecuredView):
             readings=readings,
             can_edit=has_permission(current_user, "readings.edit"),
             show=show_time,
+            meter_label=meter_label,
         )
 
     def _pending(self, reading_id: int) -> Reading:
@@ -225,11 +233,22 @@ class ReviewView(SecuredView):
     @expose("/<int:reading_id>/reject", methods=("POST",))
     def reject(self, reading_id: int):
         reading = self._pending(reading_id)
+        answered = campaigns.requests_answered_by(reading.id)
         self.run_action(
             lambda: reject_reading(reading, current_user.id, request.form.get("reason", "")),
-            lambda done: _("Reading of %(serial)s rejected.", serial=done.device.serial),
+            lambda done: _rejected_message(done, [r for r in answered if r.status != "completed"]),
         )
         return redirect(url_for(".index"))
+
+
+def _rejected_message(reading: Reading, reopened: list[ReadingRequest]) -> str:
+    if not reopened:
+        return _("Reading of %(serial)s rejected.", serial=reading.device.serial)
+    return _(
+        "Reading of %(serial)s rejected: %(customer)s is asked for its counters again.",
+        serial=reading.device.serial,
+        customer=", ".join(dict.fromkeys(r.customer.name for r in reopened)),
+    )
 
 
 class ReplacementView(SecuredModelView):
@@ -239,7 +258,7 @@ class ReplacementView(SecuredModelView):
     edit_permission = "readings.edit"
     allow_edit = False
     allow_delete = True
-    column_list = ("device.serial", "date", "meter", "old_final", "new_start", "notes")
+    column_list = ("device", "date", "meter", "old_final", "new_start", "notes")
     column_labels = {
         "device": _l("Device"),
         "device.serial": _l("Serial number"),
@@ -319,8 +338,14 @@ def register_labels(app: Any) -> None:
         },
     )
     labels.register_record(
-        app, Reading, lambda reading: f"{reading.device.serial} · {labels.local_datetime(reading.taken_at)}"
+        app,
+        Reading,
+        lambda reading: f"{reading.device.serial} · {labels.local_datetime(reading.taken_at)}",
+        needs=("device",),
     )
     labels.register_record(
-        app, ReadingRequest, lambda request: f"{request.customer.name} · {labels.local_date(request.due_date)}"
+        app,
+        ReadingRequest,
+        lambda request: f"{request.customer.name} · {labels.local_date(request.due_date)}",
+        needs=("customer",),
     )

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from core import clock
+from core import clock, labels
 from core.admin import SecuredView
 from core.db import db
 from core.extension_points import DashboardCard, RecordLink, RecordPanel
@@ -20,7 +20,7 @@ from core.models import Partner
 from core.permissions import has_permission
 from modules.metering.admin import STATUS_LABELS
 from modules.metering.admin_campaigns import BOARD_LABELS
-from modules.metering.billing import BILLABLE_STATES, missing_readings
+from modules.metering.billing import all_missing_readings, missing_readings
 from modules.metering.history import meter_label
 from modules.metering.models import Reading, ReadingRequest, ReadingRequestItem
 from modules.rentals.models import Contract, ContractLine, Device
@@ -172,10 +172,7 @@ class MeteringPanels:
 
 def all_missing(as_of: dt.date) -> list[dict]:
     """What a billing run as of `as_of` would list as missing, over every customer with a billable contract."""
-    customers = db.session.scalars(
-        sa.select(Contract.customer_id).where(Contract.state.in_(BILLABLE_STATES)).distinct()
-    ).all()
-    return [item for customer_id in sorted(customers) for item in missing_readings(customer_id, as_of)]
+    return all_missing_readings(as_of)
 
 
 class MeteringDashboard:
@@ -220,6 +217,7 @@ class MissingReadingsView(SecuredView):
                 .options(selectinload(Contract.customer))
             )
         }
+        labels.preload("meter", {item["meter"] for item in items})
         rows = [(item, contracts[item["contract_id"]], missing_link(item)) for item in items]
         return self.render(
             "metering/admin/missing.html",

@@ -203,7 +203,9 @@ class ReadingRejection(MethodView):
         """Reject a reading held for review
 
         For staff who review readings (`readings.edit`); to any other token the reading does not exist (`404`).
-        `reason` is required (`422` naming `reason` when empty); a reading not held for review answers `409`.
+        `reason` is required (`422` naming `reason` when empty); a reading not held for review answers `409`. A
+        reading request it completed opens again at once (overdue when its deadline has passed), unless another
+        reading answers it.
         """
         reading = _held_reading(reading_id)
         with committing(_review_status):

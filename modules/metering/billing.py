@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from core import clock
 from core.clock import as_utc
 from core.db import db, utcnow
-from core.extension_points import BillableLine
+from core.extension_points import METER_BILLING_COVER, BillableLine, implementations
 from modules.metering import usage as rules
 from modules.metering.models import COUNTING_STATUSES, BilledClosing, MeterReplacement, Reading, ReadingValue
 from modules.rentals import periods as terms
@@ -267,25 +267,27 @@ def release_billed(sender: object, source: str, source_refs: list[str], **_kwarg
         db.session.execute(sa.delete(BilledClosing).where(BilledClosing.source_ref.in_(refs[start : start + 500])))
 
 
-def customer_contracts(customer_id: int) -> list[Contract]:
-    """The customer's billable contracts with their allowances, bands, lines, counters and devices, in a few queries."""
+def customer_contracts(customer_id: int | None) -> list[Contract]:
+    """The customer's billable contracts (every customer's with None) with their allowances, bands, lines, counters
+    and devices, in a few queries."""
     lines = selectinload(Contract.lines)
+    customer = sa.true() if customer_id is None else Contract.customer_id == customer_id
     return list(
         db.session.scalars(
             sa.select(Contract)
-            .where(Contract.customer_id == customer_id, Contract.state.in_(BILLABLE_STATES))
+            .where(customer, Contract.state.in_(BILLABLE_STATES))
             .options(
                 selectinload(Contract.allowances).selectinload(Allowance.bands),
                 lines.selectinload(ContractLine.counters),
                 lines.joinedload(ContractLine.device).joinedload(Device.model).selectinload(DeviceModel.meters),
             )
-            .order_by(Contract.id)
+            .order_by(Contract.customer_id, Contract.id)
         )
     )
 
 
-def customer_usage(customer_id: int, as_of: dt.date) -> list[tuple[Contract, dict]]:
-    """Each billable contract of the customer with its usage (`contract_usage`)."""
+def customer_usage(customer_id: int | None, as_of: dt.date) -> list[tuple[Contract, dict]]:
+    """Each billable contract of the customer (of every customer with None) with its usage (`contract_usage`)."""
     contracts = customer_contracts(customer_id)
     history = load_history(contracts)
     return [(contract, contract_usage(contract, as_of, history)) for contract in contracts]
@@ -313,6 +315,8 @@ class OverageSource:
     def billable_lines(self, customer_id: int, as_of: dt.date) -> list[BillableLine]:
         usages = customer_usage(customer_id, as_of)
         lines = [line for contract, usage in usages for line in contract_lines(contract, as_of, usage)]
+        covered = covered_periods({(line.contract_id, line.period_start) for line in lines})
+        lines = [line for line in lines if (line.contract_id, line.period_start) not in covered]
         db.session.info[_USAGE] = ((customer_id, as_of), usages)
         return lines
 
@@ -475,6 +479,15 @@ def _describe(
     return text
 
 
+def covered_periods(periods: set[tuple[int, dt.date]]) -> set[tuple[int, dt.date]]:
+    """The (contract id, period start) pairs another module bills instead of overage (device accounting's
+    chargeback, core.extension_points.METER_BILLING_COVER): metering bills nothing for them, nor waits for readings."""
+    covered: set[tuple[int, dt.date]] = set()
+    for cover in implementations(METER_BILLING_COVER) if periods else ():
+        covered |= cover.covered_periods(periods)
+    return covered
+
+
 def missing_readings(customer_id: int, as_of: dt.date) -> list[dict]:
     """Each (contract, device, meter, period) ended by `as_of` whose overage waits for a closing reading.
 
@@ -484,11 +497,26 @@ def missing_readings(customer_id: int, as_of: dt.date) -> list[dict]:
     kept = db.session.info.pop(_USAGE, None)
     # What `billable_lines` just computed for the same customer, when nothing was written since.
     usages = kept[1] if kept is not None and kept[0] == (customer_id, as_of) else customer_usage(customer_id, as_of)
+    return _missing(usages, as_of)
+
+
+def all_missing_readings(as_of: dt.date) -> list[dict]:
+    """`missing_readings` of every customer with a billable contract, by customer and contract, in a few queries
+    whatever the number of customers, contracts and devices (the dashboard's figure, the missing readings page)."""
+    return _missing(customer_usage(None, as_of), as_of)
+
+
+def _missing(usages: list[tuple[Contract, dict]], as_of: dt.date) -> list[dict]:
+    covered = covered_periods(
+        {(contract.id, period.start) for contract, _usage in usages for period in ended_periods(contract, as_of)}
+    )
     result = []
     for contract, usage in usages:
         ended = {period.index: period for period in ended_periods(contract, as_of)}
         for (index, meter), devices in sorted(usage.items()):
             period = ended[index]
+            if (contract.id, period.start) in covered:
+                continue  # billed by job accounting (chargeback): no reading is waited for
             for device in devices:
                 if device.usage is None and device.active_days > 0:
                     result.append(

@@ -274,6 +274,43 @@ def answer_reading(reading: Reading) -> list[ReadingRequest]:
     return [request for request in db.session.scalars(query).all() if refresh(request)]
 
 
+def requests_answered_by(reading_id: int) -> list[ReadingRequest]:
+    """The requests one of whose devices the reading answers."""
+    query = (
+        sa.select(ReadingRequest)
+        .join(ReadingRequestItem, ReadingRequestItem.request_id == ReadingRequest.id)
+        .where(ReadingRequestItem.reading_id == reading_id)
+        .order_by(ReadingRequest.id)
+        .distinct()
+    )
+    return list(db.session.scalars(query))
+
+
+def release_reading(reading: Reading, today: dt.date) -> list[ReadingRequest]:
+    """A reading that no longer counts (staff rejected it) stops answering its requests, in the caller's transaction.
+
+    Each device it answered looks for another reading (`refresh`); a completed request left with a device waiting
+    opens again, `completed_at` cleared: pending, so reminders go on, or overdue when its deadline has passed, as
+    `mark_overdue` would have made it. Returns the requests opened again.
+    """
+    answered = requests_answered_by(reading.id)
+    for request in answered:
+        for item in request.items:
+            if item.reading_id == reading.id:
+                item.reading = None
+    db.session.flush()
+    reopened = []
+    for request in answered:
+        if refresh(request) or request.status != "completed":
+            continue
+        request.status = "pending"
+        request.completed_at = None
+        if request.deadline < today:
+            _make_overdue(request, today)
+        reopened.append(request)
+    return reopened
+
+
 def open_items(request: ReadingRequest) -> list[ReadingRequestItem]:
     """The request's devices still waiting for their counters."""
     return [item for item in request.items if item.reading_id is None]
@@ -304,20 +341,25 @@ def send_reminders(today: dt.date) -> list[ReadingRequest]:
 
 def mark_overdue(today: dt.date) -> list[ReadingRequest]:
     """Mark pending requests past their deadline overdue; for contracts that estimate missing readings, estimate."""
-    from modules.metering.estimates import create_due_estimates
-
     query = sa.select(ReadingRequest).where(ReadingRequest.status == "pending", ReadingRequest.deadline < today)
     overdue = []
     for request in db.session.scalars(query.order_by(ReadingRequest.id)).all():
         if refresh(request):
             continue
-        request.status = "overdue"
-        request.overdue_at = utcnow()
+        _make_overdue(request, today)
         overdue.append(request)
-        estimating = sorted({item.contract_id for item in open_items(request) if item.contract.estimate_missing})
-        if estimating:
-            create_due_estimates(today, estimating)
     return overdue
+
+
+def _make_overdue(request: ReadingRequest, today: dt.date) -> None:
+    """The request is overdue (since now, unless it already was once); its contracts that estimate, estimate."""
+    from modules.metering.estimates import create_due_estimates
+
+    request.status = "overdue"
+    request.overdue_at = request.overdue_at or utcnow()
+    estimating = sorted({item.contract_id for item in open_items(request) if item.contract.estimate_missing})
+    if estimating:
+        create_due_estimates(today, estimating)
 
 
 def refresh_open(today: dt.date) -> None:

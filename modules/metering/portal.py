@@ -35,7 +35,7 @@ from modules.metering import campaigns, scoping
 from modules.metering.history import KnownValue, devices_last_values, local_time, meter_label
 from modules.metering.models import SUPPLY_COLOURS, Reading, ReadingRequest, ReadingRequestItem
 from modules.metering.readings import record_reading
-from modules.metering.validation import CLOCK_SKEW, typed_counter, validate_reading
+from modules.metering.validation import CLOCK_SKEW, typed_counter, typed_number_symbols, validate_reading
 from modules.rentals.models import Contract, ContractLine, Device, DeviceModel
 
 bp = Blueprint(
@@ -162,6 +162,7 @@ def _helpers() -> dict:
         "status_labels": STATUS_LABELS,
         "show_time": local_time,
         "show_date": lambda value: format_date(local_date(value)),
+        "number_symbols": typed_number_symbols,
     }
 
 

@@ -12,7 +12,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core import audit
+from core import audit, clock
 from core.db import db, on_commit, utcnow
 from core.signals import reading_accepted
 from core.validation import Checker, fail
@@ -152,7 +152,8 @@ def approve_reading(reading: Reading, user_id: int | None) -> Reading:
 
 
 def reject_reading(reading: Reading, user_id: int | None, reason: str) -> Reading:
-    """Staff reject a reading held for review, saying why."""
+    """Staff reject a reading held for review, saying why; a request it completed opens again (see
+    `campaigns.release_reading`), in the caller's transaction."""
     if reading.status != "pending_review":
         fail("status", _("Only a reading waiting for review can be rejected."))
     reason = (reason or "").strip()
@@ -166,4 +167,5 @@ def reject_reading(reading: Reading, user_id: int | None, reason: str) -> Readin
     reading.reviewed_at = utcnow()
     audit.record("reading.rejected", "metering_reading", reading.id, {"reason": reason})
     db.session.flush()
+    campaigns.release_reading(reading, clock.today())
     return reading

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from flask_babel import format_date, format_decimal, ngettext
+from babel import Locale
+from babel.numbers import get_decimal_symbol, get_group_symbol
+from flask_babel import format_date, format_decimal, get_locale, ngettext
 from flask_babel import gettext as _
 
 from core import clock
@@ -51,6 +53,19 @@ class Checked:
     status: str = "accepted"
     reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+def typed_number_symbols() -> dict[str, str]:
+    """The separators `typed_counter` reads in the user's language, as Babel gives them to `parse_whole_number`: the
+    decimal and group symbols and the group sizes ("3,3"). The portal's counter form carries them, so its hint while
+    typing reads a counter as the server will (static/readings.js)."""
+    locale = get_locale() or Locale.parse("en")
+    grouping = locale.decimal_formats[None].grouping
+    return {
+        "decimal": get_decimal_symbol(locale),
+        "group": get_group_symbol(locale),
+        "grouping": ",".join(str(size) for size in grouping),
+    }
 
 
 def typed_counter(value: str) -> int | str:

@@ -128,7 +128,6 @@ class DeviceModelView(SecuredModelView):
     column_searchable_list = ("name", "manufacturer.name")
     column_filters = ("manufacturer.name", "color", "paper_format")
     column_default_sort = "name"
-    column_formatters = {"meters": lambda view, context, model, name: ", ".join(model.meter_codes)}
     form_columns = ("manufacturer", "name", "color", "paper_format", "meters", "consumables")
     form_choices = {"paper_format": [("A4", "A4"), ("A3", "A3")]}
     form_args = {"meters": {"description": _l("The counters this model has.")}}
@@ -467,11 +466,17 @@ def register_labels(app: Any) -> None:
     labels.register_enum(app, "contract.fee_timing", forms.FEE_TIMING_LABELS)
     labels.register_enum(app, "audit.table", RENTALS_TABLES)
     labels.register_enum(
-        app, "job.func", {"modules.rentals.jobs:end_lapsed_contracts": _l("End the contracts past their end date")}
+        app,
+        "job.func",
+        {"modules.rentals.jobs:end_lapsed_contracts": _l("Renew or end the contracts past their end date")},
     )
     labels.register_record(app, Contract, lambda contract: contract.number)
-    labels.register_record(app, Device, lambda device: f"{device.serial} · {device.model}")
-    labels.register_record(app, DeviceModel, lambda model: f"{model.manufacturer} {model.name}")
+    labels.register_record(
+        app, Device, lambda device: f"{device.serial} · {device.model}", needs=("model.manufacturer",)
+    )
+    labels.register_record(
+        app, DeviceModel, lambda model: f"{model.manufacturer} {model.name}", needs=("manufacturer",)
+    )
     labels.register_record(app, Manufacturer, lambda manufacturer: manufacturer.name)
     labels.register_record(app, MeterType, lambda meter: meter.label(str(get_locale())))
     labels.register_kind(
@@ -491,5 +496,8 @@ def register_labels(app: Any) -> None:
         ).all(),
     )
     labels.register_kind(
-        app, "meter", lambda code: db.session.scalar(sa.select(MeterType).where(MeterType.code == code))
+        app,
+        "meter",
+        lambda code: db.session.get(MeterType, code),
+        lambda codes: db.session.scalars(sa.select(MeterType).where(MeterType.code.in_(codes))).all(),
     )

@@ -286,24 +286,67 @@ LAPSING_STATES = ("active", "suspended")
 
 
 def current_state(contract: Contract, today: dt.date | None = None) -> str:
-    """The state as of the dealer's today: an active or suspended contract whose end date has passed has ended."""
+    """The state as of the dealer's today: an active or suspended contract whose end date has passed has ended,
+    unless it renews automatically (the hourly job moves its end date, see `renewed_end_date`)."""
     today = today or clock.today()
-    if contract.state in LAPSING_STATES and contract.end_date is not None and contract.end_date < today:
+    if (
+        contract.state in LAPSING_STATES
+        and contract.end_date is not None
+        and contract.end_date < today
+        and not contract.auto_renew
+    ):
         return "ended"
     return contract.state
 
 
-def end_lapsed_contracts(today: dt.date | None = None) -> list[Contract]:
-    """Every active or suspended contract whose end date is before `today`, marked ended; its devices stay on it
-    until they are collected with their final counters, and billing goes on billing its periods up to the end date."""
+def renewed_end_date(contract: Contract, today: dt.date) -> dt.date:
+    """The end date of an auto-renewing contract renewed as many times as it takes not to be past on `today`.
+
+    Each renewal adds the contract's renewal term (`renewal_months`) counted from the start date, as its periods are
+    (`periods.add_months`), keeping the end's place in the contract's months: 31 Jan to 27 Feb renewed by one month
+    ends on 30 Mar (the end of the period 28 Feb to 30 Mar), then 29 Apr; an end date that is not a period's last day
+    keeps its distance from the month boundary before it.
+    """
+    start, end = contract.start_date, contract.end_date
+    after = end + dt.timedelta(days=1)
+    months = (after.year - start.year) * 12 + after.month - start.month
+    if rules.add_months(start, months) > after:
+        months -= 1
+    rest = after - rules.add_months(start, months)
+    while end < today:
+        months += contract.renewal_months
+        end = rules.add_months(start, months) + rest - dt.timedelta(days=1)
+    return end
+
+
+def _lapsed(today: dt.date, auto_renew: bool) -> list[Contract]:
+    query = db.select(Contract).where(
+        Contract.state.in_(LAPSING_STATES), Contract.end_date < today, Contract.auto_renew.is_(auto_renew)
+    )
+    return list(db.session.scalars(query.order_by(Contract.id)))
+
+
+def renew_lapsed_contracts(today: dt.date | None = None) -> list[Contract]:
+    """Every active or suspended auto-renewing contract whose end date is before `today` gets its renewed end date
+    (`renewed_end_date`) and keeps its state; the audit log records the end date's change. The caller commits."""
     today = today or clock.today()
-    lapsed = db.session.scalars(
-        db.select(Contract).where(Contract.state.in_(LAPSING_STATES), Contract.end_date < today).order_by(Contract.id)
-    ).all()
+    renewed = _lapsed(today, auto_renew=True)
+    for contract in renewed:
+        contract.end_date = renewed_end_date(contract, today)
+    db.session.flush()
+    return renewed
+
+
+def end_lapsed_contracts(today: dt.date | None = None) -> list[Contract]:
+    """Every active or suspended contract that does not renew by itself and whose end date is before `today`, marked
+    ended; its devices stay on it until they are collected with their final counters, and billing goes on billing
+    its periods up to the end date. The caller commits."""
+    today = today or clock.today()
+    lapsed = _lapsed(today, auto_renew=False)
     for contract in lapsed:
         contract.state = "ended"
     db.session.flush()
-    return list(lapsed)
+    return lapsed
 
 
 def contract_periods(contract: Contract, until: dt.date | None) -> list[dict[str, Any]]:

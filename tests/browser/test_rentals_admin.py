@@ -156,9 +156,9 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
     expect(terms).to_contain_text(re.compile(r"IVA\s*22%"))
     allowance_rows = page.locator("#contract-allowances tbody tr")
     expect(allowance_rows.nth(0)).to_contain_text(
-        re.compile(r"bw.*1\.000.*per dispositivo.*fino a 5\.000 pagine a 0,01\s€; poi 0,008\s€", re.S)
+        re.compile(r"Bianco e nero.*1\.000.*per dispositivo.*fino a 5\.000 pagine a 0,01\s€; poi 0,008\s€", re.S)
     )
-    expect(allowance_rows.nth(1)).to_contain_text(re.compile(r"color.*200.*per dispositivo.*0,06\s€", re.S))
+    expect(allowance_rows.nth(1)).to_contain_text(re.compile(r"Colore.*200.*per dispositivo.*0,06\s€", re.S))
 
     # The device joins from the contract page with its installation counters; the contract becomes active.
     # Nothing is chosen at first, and only the chosen device's meters (bw and color) ask for a counter.
@@ -179,12 +179,12 @@ def test_dealer_sets_up_customer_device_and_contract_with_price_bands_without_js
     expect(page.locator(".alert-success")).to_contain_text(f"Il dispositivo {SERIAL} è entrato nel contratto.")
     expect(page.locator("h1 .badge")).to_have_text("Attivo")
     expect(page.locator("#contract-devices tbody tr").first).to_contain_text(
-        re.compile(rf"{SERIAL}.*Kyocera ECOSYS M5526cdw.*1 gen 2026.*bw 150\.000, color 40\.000", re.S)
+        re.compile(rf"{SERIAL}.*Kyocera ECOSYS M5526cdw.*1 gen 2026.*Bianco e nero 150\.000, Colore 40\.000", re.S)
     )
     first_period = page.locator("#contract-periods tbody tr").first
     expect(first_period).to_contain_text(f"{SERIAL} (90)")
     expect(first_period).to_contain_text(re.compile(r"1 gen 2026.*31 mar 2026.*120,00\s€", re.S))
-    expect(first_period).to_contain_text(re.compile(r"bw: fino a 5\.000 pagine.*color: 0,06\s€", re.S))
+    expect(first_period).to_contain_text(re.compile(r"Bianco e nero: fino a 5\.000 pagine.*Colore: 0,06\s€", re.S))
     assert "content-security-policy" in added.headers  # so a page breaking the policy would have been reported
     assert opened.errors == []
 

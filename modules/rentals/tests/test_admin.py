@@ -125,7 +125,7 @@ def test_dealer_creates_customer_device_and_contract_with_bands_without_json(app
     )
     page = added.get_data(as_text=True)
     assert 'data-state="active"' in page
-    assert "bw 150,000, color 40,000" in page
+    assert "Black and white 150,000, Colour 40,000" in page  # meters by their label
     assert re.search(r"<td>Apr 1, 2026</td><td>Jun 30, 2026</td><td>91</td><td>91</td><td>€90.00</td>", page)
     assert client.get(details).status_code == 200
 
