@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import io
@@ -17,9 +16,6 @@ from urllib.parse import urlsplit
 import click
 import sqlalchemy as sa
 from babel import Locale
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask.cli import AppGroup
 from flask_admin import expose
@@ -33,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from core import jobs, signals
 from core.admin import SecuredView
+from core.crypto import SealBroken, seal, unseal
 from core.db import contains, db, on_commit, utcnow
 from core.extensions import mail
 from core.models import Company, OutboxAttachment, OutboxMessage
@@ -84,16 +81,8 @@ def redact(value: str) -> str:
     return REDACTED
 
 
-def _fernet_key(secret_key: str | bytes) -> Fernet:
-    material = secret_key.encode() if isinstance(secret_key, str) else secret_key
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"copydesk outbox secrets").derive(material)
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
-def _fernet(app: Flask) -> MultiFernet:
-    """Keys derived from SECRET_KEY (then SECRET_KEY_FALLBACKS, so a rotated key still opens older messages)."""
-    keys = [app.config["SECRET_KEY"], *(app.config.get("SECRET_KEY_FALLBACKS") or ())]
-    return MultiFernet([_fernet_key(key) for key in keys])
+# The derivation label of the key that seals an email's links (unchanged, so older messages still open).
+SEAL_PURPOSE = "outbox secrets"
 
 
 def _redactions(secrets: dict[str, str]) -> dict[str, str]:
@@ -109,7 +98,7 @@ def _redactions(secrets: dict[str, str]) -> dict[str, str]:
 
 
 def _seal(pairs: list[tuple[str, str]]) -> str:
-    return _fernet(current_app).encrypt(json.dumps(pairs).encode()).decode()
+    return seal(json.dumps(pairs), SEAL_PURPOSE)
 
 
 def _unseal(message: OutboxMessage) -> list[tuple[str, str]]:
@@ -117,8 +106,8 @@ def _unseal(message: OutboxMessage) -> list[tuple[str, str]]:
     if not message.sealed_secrets:
         return []
     try:
-        return [tuple(pair) for pair in json.loads(_fernet(current_app).decrypt(message.sealed_secrets.encode()))]
-    except InvalidToken:
+        return [tuple(pair) for pair in json.loads(unseal(message.sealed_secrets, SEAL_PURPOSE))]
+    except SealBroken:
         raise ValueError("the links of this email cannot be decrypted (was SECRET_KEY changed?)") from None
 
 

@@ -8,7 +8,14 @@ STAFF_ROLES = ("dealer_admin", "back_office", "technician")
 CUSTOMER_ROLES = ("customer_admin", "customer_user")
 ROLES = STAFF_ROLES + CUSTOMER_ROLES
 
-_STAFF_READ = {"admin.access", "partners.view", "devices.view", "contracts.view", "readings.view"}
+_STAFF_READ = {
+    "admin.access",
+    "partners.view",
+    "devices.view",
+    "contracts.view",
+    "readings.view",
+    "print_accounting.view",
+}
 PERMISSIONS: dict[str, set[str]] = {
     "dealer_admin": _STAFF_READ
     | {
@@ -24,6 +31,7 @@ PERMISSIONS: dict[str, set[str]] = {
         "jobs.manage",
         "outbox.view",
         "audit.view",
+        "print_accounting.edit",
     },
     "back_office": _STAFF_READ
     | {
@@ -34,10 +42,20 @@ PERMISSIONS: dict[str, set[str]] = {
         "billing.manage",
         "jobs.manage",
         "outbox.view",
+        "print_accounting.edit",
     },
     "technician": _STAFF_READ | {"devices.edit", "readings.edit"},
-    "customer_admin": {"portal.access", "portal.manage_users", "portal.invoices", "portal.readings"},
-    "customer_user": {"portal.access", "portal.readings"},
+    "customer_admin": {
+        "portal.access",
+        "portal.manage_users",
+        "portal.invoices",
+        "portal.readings",
+        # Print users, cards, PINs, quotas and cost centers of their company, and its usage reports.
+        "portal.print_accounting",
+        "portal.my_jobs",
+    },
+    # `portal.my_jobs`: the print user with the portal user's email sees their own jobs and balance.
+    "customer_user": {"portal.access", "portal.readings", "portal.my_jobs"},
 }
 
 

@@ -32,8 +32,20 @@ def _reading_schedule():
     return ReadingSchedule(contract_id=contract.id, rule="last_working_day", days=0)
 
 
+def _chargeback():
+    from modules.device_accounting.models import Chargeback
+    from modules.rentals.models import Contract
+
+    contract = db.session.scalars(sa.select(Contract).order_by(Contract.id)).first()
+    return Chargeback(contract_id=contract.id, start_date=dt.date(2026, 3, 1))
+
+
 # Rows for the lists the demo data leaves empty, so every export is tried with something in it.
-EXTRA_ROWS = {"metering_replacement": _meter_replacement, "metering_schedule": _reading_schedule}
+EXTRA_ROWS = {
+    "metering_replacement": _meter_replacement,
+    "metering_schedule": _reading_schedule,
+    "device_accounting_chargeback": _chargeback,
+}
 
 
 def exportable_views(app) -> list[SecuredModelView]:

@@ -20,7 +20,7 @@ def portal_login(page, email: str = CUSTOMER_ADMIN) -> None:
         page.click("main form button[type=submit]")
 
 
-@pytest.mark.parametrize("path", ["/portal/", "/portal/invoices/", "/portal/users/"])
+@pytest.mark.parametrize("path", ["/portal/", "/portal/invoices/", "/portal/users/", "/portal/print/users/"])
 def test_every_portal_tab_is_in_sight_and_readable_on_a_phone(open_page, path, tmp_path):
     opened = open_page(**PHONE)
     page = opened.page
@@ -30,7 +30,15 @@ def test_every_portal_tab_is_in_sight_and_readable_on_a_phone(open_page, path, t
 
     tabs = page.locator("nav.menu a")
     labels = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
-    assert labels == ["Home", "Letture contatori", "Fatture", "Utenti", "Cambia password"]
+    assert labels == [
+        "Home",
+        "Letture contatori",
+        "Fatture",
+        "Contabilità stampe",
+        "Le mie stampe",
+        "Utenti",
+        "Cambia password",
+    ]
     for i in range(tabs.count()):
         tab = tabs.nth(i)
         box = tab.bounding_box()
