@@ -124,13 +124,20 @@ def _id(check: Checker, field: str, text: Any) -> int | None:
     return int(text)
 
 
+def _quarter_start(today: dt.date) -> dt.date:
+    """The first day of the month two months before `today`'s: 1 Oct for any day of December."""
+    month = today.month - 2
+    return dt.date(today.year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+
+
 def read_filters(args: Mapping[str, Any], default_group_by: str = "cost_center") -> dict[str, Any]:
     """A report page's query string (`since`, `until`, `group_by`, `user_id`, `cost_center_id`, `device_id`,
-    `function`) read and checked: a dict for `usage(customer_id, **filters)`. Missing dates give this month so far
-    (the dealer's today); bad values raise ValidationError naming the field."""
+    `function`) read and checked: a dict for `usage(customer_id, **filters)`. Missing dates give the last three
+    months, from the first of the month two months back to the dealer's today (a trend, not one early-month day); bad
+    values raise ValidationError naming the field."""
     check = Checker()
     today = clock.today()
-    since = _date(check, "since", args["since"]) if args.get("since") else today.replace(day=1)
+    since = _date(check, "since", args["since"]) if args.get("since") else _quarter_start(today)
     until = _date(check, "until", args["until"]) if args.get("until") else today
     group_by = args.get("group_by") or default_group_by
     filters: dict[str, Any] = {}

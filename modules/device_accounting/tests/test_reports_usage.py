@@ -248,3 +248,17 @@ def test_every_grouping_of_every_range_equals_the_raw_jobs(db_session, group_by)
                 entry[3] += tx.cost - tx.refunded
             got = {row["key"]: [row["jobs"], row["sides_bw"], row["sides_color"], row["cost"]] for row in rows}
             assert {k: v for k, v in got.items() if v[0]} == expected, (since, until, filters)
+
+
+@pytest.mark.parametrize(
+    ("today", "since"),
+    [(dt.date(2026, 12, 1), dt.date(2026, 10, 1)), (dt.date(2026, 2, 28), dt.date(2025, 12, 1))],
+)
+def test_a_report_without_dates_shows_the_last_three_months_so_a_first_of_the_month_is_no_empty_page(
+    app, db_session, today, since
+):
+    import time_machine
+
+    with time_machine.travel(dt.datetime(today.year, today.month, today.day, 12, tzinfo=dt.UTC), tick=False):
+        filters = reports.read_filters({})
+    assert (filters["since"], filters["until"]) == (since, today)
