@@ -16,6 +16,12 @@ user_logged_in = _signals.signal("user-logged-in", doc="A user logged in. kwargs
 reading_accepted = _signals.signal(
     "reading-accepted", doc="A meter reading was accepted. kwargs: reading_id, device_id."
 )
+reading_recorded = _signals.signal(
+    "reading-recorded",
+    doc="A meter reading was accepted, in the same transaction (before commit): receivers write in db.session so "
+    "their state commits or rolls back with the reading, must be quick and must not raise. kwargs: reading_id, "
+    "device_id.",
+)
 invoice_posted = _signals.signal(
     "invoice-posted", doc="An invoice or credit note got its number. kwargs: invoice_id, customer_id."
 )

@@ -43,6 +43,7 @@ SOURCE_LABELS = {
     "estimate": _l("Estimate"),
     "email": _l("Email"),
     "snmp": _l("SNMP"),
+    "device": _l("Device"),
 }
 COLOUR_LABELS = {"black": _l("Black"), "cyan": _l("Cyan"), "magenta": _l("Magenta"), "yellow": _l("Yellow")}
 

@@ -11,7 +11,7 @@ from core.db import db, utcnow
 from core.models import Partner
 from modules.rentals.models import Contract, Device
 
-READING_SOURCES = ("portal", "staff", "api", "csv", "estimate", "email", "snmp")
+READING_SOURCES = ("portal", "staff", "api", "csv", "estimate", "email", "snmp", "device")
 READING_STATUSES = ("accepted", "pending_review", "rejected", "estimated", "superseded")
 # Readings that count as a device's counters: billing closes periods with these.
 COUNTING_STATUSES = ("accepted", "estimated")

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core import audit, clock
 from core.db import db, on_commit, utcnow
-from core.signals import reading_accepted
+from core.signals import reading_accepted, reading_recorded
 from core.validation import Checker, fail
 from modules.metering import campaigns
 from modules.metering.history import fingerprint
@@ -119,7 +119,10 @@ def _existing(device_id: Any, taken_at: Any, counters: Any) -> Reading | None:
 
 
 def _emit_accepted(reading: Reading) -> None:
-    # Sent after commit: a receiver then always finds the reading, and a preview that rolls back sends nothing.
+    # reading_recorded now, for counts that must commit with the reading (the licence's reading tier);
+    # reading_accepted after commit: a receiver then always finds the reading, and a preview that rolls back sends
+    # nothing.
+    reading_recorded.send(current_app._get_current_object(), reading_id=reading.id, device_id=reading.device_id)
     on_commit(
         functools.partial(
             reading_accepted.send, current_app._get_current_object(), reading_id=reading.id, device_id=reading.device_id
@@ -134,11 +137,11 @@ def approve_reading(reading: Reading, user_id: int | None) -> Reading:
     lock_device(reading.device_id)
     checked = validate_reading(
         reading.device_id,
-        reading.taken_at,
+        clock.as_utc(reading.taken_at),  # stored UTC; SQLite gives it back naive, which would read as local time
         reading.counters,
         reading.supply_levels,
         reading.source,
-        now=reading.created_at,
+        now=clock.as_utc(reading.created_at),
         exclude_id=reading.id,
     )
     reading.status = "accepted"

@@ -95,6 +95,20 @@ def test_staff_accepting_a_held_reading_is_audited_and_announced(device, db_sess
     assert "reading.approved" in actions
 
 
+def test_accepting_a_held_reading_reads_its_stored_time_as_utc(device, db_session):
+    """SQLite hands the stored time back without a zone: it is UTC, not the dealer's time two hours off (which here
+    is the time of another reading, with other counters)."""
+    s.read(device, "2026-03-02", bw=16_000, color=2_000)
+    # 06:00 and 08:00 UTC: 08:00 and 10:00 in Rome (summer time)
+    record_reading(device.id, s.at("2026-04-01", dt.time(6, 0)), {"bw": 16_100, "color": 2_000}, now=NOW)
+    reading = record_reading(device.id, s.at("2026-04-01", dt.time(8, 0)), {"bw": 46_000}, now=NOW).reading
+    db_session.commit()
+    assert reading.status == "pending_review"
+    approve_reading(db_session.get(Reading, reading.id), None)
+    db_session.commit()
+    assert reading.status == "accepted"
+
+
 def test_staff_rejecting_a_held_reading_needs_a_reason_and_is_audited(device, db_session):
     reading = _held(device, db_session)
     with pytest.raises(ValidationError) as caught:
