@@ -32,7 +32,7 @@ from modules.device_accounting.models import (
     Refund,
     Transaction,
 )
-from modules.device_accounting.pricing import job_cost, round_cost, unit_prices
+from modules.device_accounting.pricing import PriceBook, job_cost, price_book, round_cost, unit_prices
 from modules.device_accounting.privacy import document_name_kept
 from modules.device_accounting.privileges import Privileges, effective_privileges, refusal
 from modules.rentals.models import Device, Installation
@@ -99,7 +99,11 @@ class Identity:
 def customer_of_device(device_id: int, on: dt.datetime) -> int | None:
     """The customer where the device was installed at `on` (its rentals installation open that day; on a day it
     moved, the new one); None when it stood at no customer."""
-    day = clock.local_date(on)
+    return customer_on_day(device_id, clock.local_date(on))
+
+
+def customer_on_day(device_id: int, day: dt.date) -> int | None:
+    """customer_of_device for the dealer's day `day`."""
     return db.session.scalar(
         sa.select(Installation.customer_id)
         .where(
@@ -112,17 +116,57 @@ def customer_of_device(device_id: int, on: dt.datetime) -> int | None:
     )
 
 
-def _device_customer(check: Checker, device_id: Any, on: dt.datetime, fallback: dt.datetime | None = None):
+class Finder:
+    """Where the checks of a job find the records it names: here one query each (the session's identity map helps);
+    ingest.py's batch finder loads each kind once for a whole batch and gives the same answers."""
+
+    def device_exists(self, device_id: int) -> bool:
+        return db.session.get(Device, device_id) is not None
+
+    def customer_of_device(self, device_id: int, on: dt.datetime) -> int | None:
+        return customer_of_device(device_id, on)
+
+    def user(self, user_id: int) -> PrintUser | None:
+        return db.session.get(PrintUser, user_id)
+
+    def cost_center(self, center_id: int) -> CostCenter | None:
+        return db.session.get(CostCenter, center_id)
+
+    def chargeable_ids(self, user: PrintUser, active_only: bool) -> set[int]:
+        return {center.id for center in chargeable_cost_centers(user, active_only)}
+
+    def local_date(self, moment: dt.datetime) -> dt.date:
+        return clock.local_date(moment)
+
+    def customer_on_day(self, device_id: int, day: dt.date) -> int | None:
+        return customer_on_day(device_id, day)
+
+    def default_cost_center(self, user: PrintUser) -> CostCenter | None:
+        return user.default_cost_center
+
+    def price_book(self, customer_id: int, function: str, on: dt.date) -> PriceBook:
+        return price_book(customer_id, function, on)
+
+    def document_name(self, customer_id: int, value: str) -> str | None:
+        return document_name_kept(customer_id, value)
+
+
+FINDER = Finder()
+
+
+def _device_customer(
+    check: Checker, device_id: Any, on: dt.datetime, fallback: dt.datetime | None = None, finder: Finder = FINDER
+):
     """(device id, customer id) for `device_id`, failing `device_id` for an unknown device or one at no customer."""
     number = check.integer("device_id", device_id, 1, MAX_PAGES)
     if number is None:
         return None, None
-    if db.session.get(Device, number) is None:
+    if not finder.device_exists(number):
         check.fail("device_id", _("There is no device with id %(id)s.", id=number))
         return None, None
-    customer_id = customer_of_device(number, on)
+    customer_id = finder.customer_of_device(number, on)
     if customer_id is None and fallback is not None:
-        customer_id = customer_of_device(number, fallback)
+        customer_id = finder.customer_of_device(number, fallback)
     if customer_id is None:
         check.fail("device_id", _("This device is not installed at a customer."))
     return number, customer_id
@@ -253,8 +297,7 @@ def chargeable_cost_centers(user: PrintUser, active_only: bool = True) -> list[C
 def identity(user: PrintUser, now: dt.datetime | None = None) -> Identity:
     """What the device is told about an identified user (balance of the quota paying for the default cost center)."""
     center = user.default_cost_center
-    quota = quotas.paying_quota(user, center)
-    balance = quotas.current_balance(quota, now).balance if quota is not None else None
+    quota, balance = quotas.paying_balance(user, center, now)
     return Identity(
         user=user,
         cost_centers=chargeable_cost_centers(user),
@@ -332,11 +375,13 @@ def _moment(check: Checker, field: str, value: Any) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def _user(check: Checker, value: Any, customer_id: int | None, required: bool) -> PrintUser | None:
+def _user(
+    check: Checker, value: Any, customer_id: int | None, required: bool, finder: Finder = FINDER
+) -> PrintUser | None:
     number = check.integer("user_id", value, 1, MAX_PAGES, required=required)
     if number is None:
         return None
-    user = db.session.get(PrintUser, number)
+    user = finder.user(number)
     if user is None or (customer_id is not None and user.customer_id != customer_id):
         check.fail("user_id", _("The customer of this device has no print user with id %(id)s.", id=number))
         return None
@@ -344,7 +389,12 @@ def _user(check: Checker, value: Any, customer_id: int | None, required: bool) -
 
 
 def _cost_center(
-    check: Checker, value: Any, customer_id: int | None, user: PrintUser | None, active_only: bool
+    check: Checker,
+    value: Any,
+    customer_id: int | None,
+    user: PrintUser | None,
+    active_only: bool,
+    finder: Finder = FINDER,
 ) -> CostCenter | None:
     """The cost center chosen at the device (one the user may charge), else the user's default."""
     if value is None:
@@ -352,11 +402,11 @@ def _cost_center(
     number = check.integer("cost_center_id", value, 1, MAX_PAGES)
     if number is None:
         return None
-    center = db.session.get(CostCenter, number)
+    center = finder.cost_center(number)
     if center is None or (customer_id is not None and center.customer_id != customer_id):
         check.fail("cost_center_id", _("The customer of this device has no cost center with id %(id)s.", id=number))
         return None
-    if user is not None and center.id not in {c.id for c in chargeable_cost_centers(user, active_only)}:
+    if user is not None and center.id not in finder.chargeable_ids(user, active_only):
         check.fail("cost_center_id", _("%(user)s may not charge %(center)s.", user=user, center=center.path))
         return None
     if active_only and not center.active:
@@ -408,7 +458,8 @@ def _job(check: Checker, data: dict) -> dict[str, Any]:
     }
 
 
-def _as_dict(data: Any) -> dict:
+def job_object(data: Any) -> dict:
+    """The job as sent: an object, else ValidationError."""
     if not isinstance(data, dict):
         raise ValidationError({"function": _("Send the job as an object.")})
     return data
@@ -445,15 +496,14 @@ def authorize(data: dict) -> dict:
     """
     now = utcnow()
     check = Checker()
-    data = _as_dict(data)
+    data = job_object(data)
     _device_id, customer_id = _device_customer(check, data.get("device_id"), now)
     user = _user(check, data.get("user_id"), customer_id, required=True)
     center = _cost_center(check, data.get("cost_center_id"), customer_id, user, active_only=True)
     job = _job(check, data)
     check.raise_if_any()
-    quota = quotas.paying_quota(user, center)
-    balance = quotas.current_balance(quota, now) if quota is not None else None
-    answer: dict[str, Any] = {"allowed": False, "balance": balance.balance if balance is not None else None}
+    quota, balance = quotas.paying_balance(user, center, now)
+    answer: dict[str, Any] = {"allowed": False, "balance": balance}
     if not user.active:
         return {**answer, "reason": "user_disabled", "message": _("This user is disabled: ask your administrator.")}
     outside = refusal(effective_privileges(user, center), **job_args(job))
@@ -466,10 +516,10 @@ def authorize(data: dict) -> dict:
     today = clock.local_date(now)
     cost, _list_id = job_cost(customer_id, **job, on=today)
     answer["cost"] = cost
-    if balance is None or cost <= balance.balance + quota.overdraft:
+    if balance is None or cost <= balance + quota.overdraft:
         answer["allowed"] = True
         return answer
-    available = balance.balance + quota.overdraft
+    available = balance + quota.overdraft
     answer.update(reason="quota_exceeded", message=_("Your print quota does not cover this job."))
     sides = _sides_that_fit(job, customer_id, available, today)
     if sides:
@@ -499,12 +549,186 @@ def _default_sheets(function: str, sides: int, duplex: bool) -> int:
     return (sides + 1) // 2 if duplex else sides
 
 
-def _document_name(customer_id: int, value: Any) -> str | None:
+def _document_name(customer_id: int, value: Any, finder: Finder = FINDER) -> str | None:
     """The name to store, or None when the customer hides names (the name goes nowhere, not even a log line)."""
 
     if value is None or not isinstance(value, str):
         return None
-    return document_name_kept(customer_id, value)
+    return finder.document_name(customer_id, value)
+
+
+def transaction_key(check: Checker, data: dict) -> tuple[int | None, int | None]:
+    """The (device id, device sequence number) a job is stored once under; None for a malformed one (failed)."""
+    device_number = check.integer("device_id", data.get("device_id"), 1, MAX_PAGES)
+    device_seq = check.integer("device_seq", data.get("device_seq"), 0, MAX_DEVICE_SEQ)
+    return device_number, device_seq
+
+
+@dataclass(slots=True)
+class CheckedJob:
+    """A finished job that passed its checks: its Transaction's columns, the user and cost center that pay, and the
+    dealer's day it ended (which priced it and holds its rollups)."""
+
+    values: dict[str, Any]
+    user: PrintUser | None
+    cost_center: CostCenter | None
+    day: dt.date
+
+
+def check_job(check: Checker, data: dict, now: dt.datetime, finder: Finder = FINDER) -> CheckedJob:
+    """The checks of a finished job (after `transaction_key` on the same checker) and its price: raises
+    ValidationError naming each bad field. Shared by record_transaction and ingest.record_batch."""
+    started = _moment(check, "started_at", data.get("started_at"))
+    ended = _moment(check, "ended_at", data.get("ended_at"))
+    if started is not None and ended is not None and ended < started:
+        check.fail("ended_at", _("A job cannot end before it started."))
+    device_id, customer_id = _device_customer(check, data.get("device_id"), ended or now, fallback=now, finder=finder)
+    user = _user(check, data.get("user_id"), customer_id, required=False, finder=finder) if customer_id else None
+    center = _cost_center(check, data.get("cost_center_id"), customer_id, user, active_only=False, finder=finder)
+    job = _job(check, data)
+    sheets = _sides(check, "sheets", data.get("sheets"), required=False)
+    status = _code(check, "status", data.get("status"), JOB_STATUSES, "done")
+    document = data.get("document_name")
+    if document is not None and not isinstance(document, str):
+        check.fail("document_name", _("This field must be a text."))
+    check.raise_if_any()
+    if sheets is None:
+        sheets = _default_sheets(job["function"], job["sides_bw"] + job["sides_color"], job["duplex"])
+    day = finder.local_date(ended)
+    book = finder.price_book(customer_id, job["function"], day)
+    cost, price_list_id = book.job_cost(job["sides_bw"], job["sides_color"], job["paper_size"], job["duplex"])
+    values = {
+        "customer_id": customer_id,
+        "device_id": device_id,
+        "device_seq": check.integer("device_seq", data.get("device_seq"), 0, MAX_DEVICE_SEQ),
+        "user_id": user.id if user else None,
+        "cost_center_id": center.id if center else None,
+        "sheets": sheets,
+        "status": status,
+        "document_name": _document_name(customer_id, document, finder),
+        "started_at": started,
+        "ended_at": ended,
+        "cost": cost,
+        "price_list_id": price_list_id,
+        **job,
+    }
+    return CheckedJob(values, user, center, day)
+
+
+def _exact_codes(choices: tuple[str, ...], default: str | None = None) -> dict[str | None, str]:
+    """_code's answer for each exact spelling of a choice (and for None when there is a default)."""
+    codes: dict[str | None, str] = {}
+    for choice in choices:
+        codes.setdefault(choice, next(c for c in choices if c.lower() == choice.strip().lower()))
+    if default is not None:
+        codes[None] = default
+    return codes
+
+
+_FUNCTION_CODES = _exact_codes(FUNCTIONS)
+_PAPER_CODES = _exact_codes(PAPER_SIZES, "A4")
+_STATUS_CODES = _exact_codes(JOB_STATUSES, "done")
+
+
+def _plain_moment(value: Any) -> dt.datetime | None:
+    """_moment for ISO 8601 text with an offset, in the years allowed; None for anything else (no error)."""
+    if type(value) is not str:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None or not MIN_YEAR <= moment.year <= MAX_YEAR:
+        return None
+    return moment.astimezone(dt.UTC)
+
+
+def _plain_count(value: Any, maximum: int = MAX_SIDES) -> bool:
+    return type(value) is int and 0 <= value <= maximum
+
+
+def plain_job(data: dict, device_id: int, device_seq: int, now: dt.datetime, finder: Finder) -> CheckedJob | None:
+    """check_job's CheckedJob for a job in its plain form, in a fraction of its time (ingest.record_batch): the
+    job's device (`device_id`) and number (`device_seq`) already checked valid, times as ISO 8601 text with an
+    offset, numbers as ints, codes spelled exactly, and every check passed. None for anything else, without
+    telling why: check_job then gives the same outcome, field errors included, so nothing here may accept an
+    input check_job would refuse or read differently."""
+    started = _plain_moment(data.get("started_at"))
+    ended = _plain_moment(data.get("ended_at"))
+    if started is None or ended is None or ended < started or not finder.device_exists(device_id):
+        return None
+    day = finder.local_date(ended)
+    customer_id = finder.customer_on_day(device_id, day)
+    if customer_id is None:
+        return None
+    user = None
+    user_id = data.get("user_id")
+    if user_id is not None:
+        if type(user_id) is not int or not 1 <= user_id <= MAX_PAGES:
+            return None
+        user = finder.user(user_id)
+        if user is None or user.customer_id != customer_id:
+            return None
+    center_id = data.get("cost_center_id")
+    if center_id is None:
+        center = finder.default_cost_center(user) if user is not None else None
+    else:
+        if type(center_id) is not int or not 1 <= center_id <= MAX_PAGES:
+            return None
+        center = finder.cost_center(center_id)
+        if center is None or center.customer_id != customer_id:
+            return None
+        if user is not None and center.id not in finder.chargeable_ids(user, False):
+            return None
+    function, paper_size, status = data.get("function"), data.get("paper_size"), data.get("status")
+    if not (type(function) is str and (paper_size is None or type(paper_size) is str)):
+        return None
+    if not (status is None or type(status) is str):
+        return None
+    function, paper_size, status = (
+        _FUNCTION_CODES.get(function),
+        _PAPER_CODES.get(paper_size),
+        _STATUS_CODES.get(status),
+    )
+    sides_bw, sides_color, duplex = data.get("sides_bw", 0), data.get("sides_color", 0), data.get("duplex")
+    sheets, document = data.get("sheets"), data.get("document_name")
+    if function is None or paper_size is None or status is None:
+        return None
+    if not (_plain_count(sides_bw) and _plain_count(sides_color) and (sheets is None or _plain_count(sheets))):
+        return None
+    if duplex is None:
+        duplex = False
+    elif duplex is not True and duplex is not False:
+        return None
+    if document is not None:
+        if type(document) is not str:
+            return None
+        document = finder.document_name(customer_id, document)
+    if sheets is None:
+        sheets = _default_sheets(function, sides_bw + sides_color, duplex)
+    cost, price_list_id = finder.price_book(customer_id, function, day).job_cost(
+        sides_bw, sides_color, paper_size, duplex
+    )
+    values = {
+        "customer_id": customer_id,
+        "device_id": device_id,
+        "device_seq": device_seq,
+        "user_id": user.id if user else None,
+        "cost_center_id": center.id if center else None,
+        "sheets": sheets,
+        "status": status,
+        "document_name": document,
+        "started_at": started,
+        "ended_at": ended,
+        "cost": cost,
+        "price_list_id": price_list_id,
+        "function": function,
+        "sides_bw": sides_bw,
+        "sides_color": sides_color,
+        "paper_size": paper_size,
+        "duplex": duplex,
+    }
+    return CheckedJob(values, user, center, day)
 
 
 def record_transaction(data: dict) -> tuple[Transaction, bool]:
@@ -515,62 +739,30 @@ def record_transaction(data: dict) -> tuple[Transaction, bool]:
     duplex, status, document_name?, started_at, ended_at. Priced on the dealer's day of `ended_at`, charged to the
     paying balance of now (a job from an offline device lands in the current period, below the overdraft if need
     be), counted in the daily rollups. Bad input raises ValidationError naming the field; nothing is written.
+    Many jobs of one device at once: ingest.record_batch, the same outcome with per-batch SQL.
     """
 
     now = utcnow()
     check = Checker()
-    data = _as_dict(data)
-    device_number = check.integer("device_id", data.get("device_id"), 1, MAX_PAGES)
-    device_seq = check.integer("device_seq", data.get("device_seq"), 0, MAX_DEVICE_SEQ)
+    data = job_object(data)
+    device_number, device_seq = transaction_key(check, data)
     if device_number is not None and device_seq is not None:
         stored = _stored(device_number, device_seq)
         if stored is not None:
             return stored, False
-    started = _moment(check, "started_at", data.get("started_at"))
-    ended = _moment(check, "ended_at", data.get("ended_at"))
-    if started is not None and ended is not None and ended < started:
-        check.fail("ended_at", _("A job cannot end before it started."))
-    device_id, customer_id = _device_customer(check, data.get("device_id"), ended or now, fallback=now)
-    user = _user(check, data.get("user_id"), customer_id, required=False) if customer_id else None
-    center = _cost_center(check, data.get("cost_center_id"), customer_id, user, active_only=False)
-    job = _job(check, data)
-    sheets = _sides(check, "sheets", data.get("sheets"), required=False)
-    status = _code(check, "status", data.get("status"), JOB_STATUSES, "done")
-    document = data.get("document_name")
-    if document is not None and not isinstance(document, str):
-        check.fail("document_name", _("This field must be a text."))
-    check.raise_if_any()
-    if sheets is None:
-        sheets = _default_sheets(job["function"], job["sides_bw"] + job["sides_color"], job["duplex"])
-    cost, price_list_id = job_cost(customer_id, **job, on=clock.local_date(ended))
-    tx = Transaction(
-        customer_id=customer_id,
-        device_id=device_id,
-        device_seq=device_seq,
-        user_id=user.id if user else None,
-        cost_center_id=center.id if center else None,
-        sheets=sheets,
-        status=status,
-        document_name=_document_name(customer_id, document),
-        started_at=started,
-        ended_at=ended,
-        cost=cost,
-        price_list_id=price_list_id,
-        refunded=Decimal(0),
-        received_at=now,
-        **job,
-    )
+    job = check_job(check, data, now)
+    tx = Transaction(**job.values, refunded=Decimal(0), received_at=now)
     try:
         with db.session.begin_nested():
             db.session.add(tx)
             db.session.flush()
     except IntegrityError:
         # The same job stored meanwhile by another request (the unique (device, device_seq) waited for it).
-        stored = _stored(device_id, device_seq)
+        stored = _stored(tx.device_id, tx.device_seq)
         if stored is None:
             raise
         return stored, False
-    quota = quotas.paying_quota(user, center)
+    quota = quotas.paying_quota(job.user, job.cost_center)
     if quota is not None:
         quotas.charge(quota, tx)
     rollups.add_transaction(tx)

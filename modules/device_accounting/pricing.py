@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+import weakref
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -166,6 +168,20 @@ def save_price_list(customer_id: int | None, data: dict, price_list: PriceList |
     return price_list
 
 
+def _best(lists: list[tuple[Any, list]], colour: str, paper_size: str, duplex: str) -> tuple[Any, Any]:
+    """The entry pricing one side and its list among `lists` ((list, entries), the customer's first): the first
+    list with a match, its exact size before `any`, then its exact duplex before `any`; (None, None) without."""
+    for price_list, entries in lists:
+        matches = [
+            entry
+            for entry in entries
+            if entry.colour == colour and entry.paper_size in (paper_size, "any") and entry.duplex in (duplex, "any")
+        ]
+        if matches:
+            return max(matches, key=lambda e: (e.paper_size != "any", e.duplex != "any")), price_list
+    return None, None
+
+
 @dataclass
 class _Prices:
     """The lists valid on one day for one customer, with their entries of one function, loaded once."""
@@ -175,20 +191,8 @@ class _Prices:
     entries: dict[int, list[PriceEntry]] = field(default_factory=dict)
 
     def best(self, colour: str, paper_size: str, duplex: str) -> tuple[PriceEntry | None, PriceList | None]:
-        for price_list in (self.customer_list, self.dealer_list):
-            if price_list is None:
-                continue
-            matches = [
-                entry
-                for entry in self.entries.get(price_list.id, ())
-                if entry.colour == colour
-                and entry.paper_size in (paper_size, "any")
-                and entry.duplex in (duplex, "any")
-            ]
-            if matches:
-                # Exact size before `any`, then exact duplex before `any`.
-                return max(matches, key=lambda e: (e.paper_size != "any", e.duplex != "any")), price_list
-        return None, None
+        lists = [(pl, self.entries.get(pl.id, [])) for pl in (self.customer_list, self.dealer_list) if pl is not None]
+        return _best(lists, colour, paper_size, duplex)
 
 
 def _list_on(customer_id: int | None, on: dt.date) -> PriceList | None:
@@ -217,6 +221,132 @@ def side_price(
     return _prices(customer_id, function, on).best(colour, paper_size, "yes" if duplex else "no")
 
 
+class Price(NamedTuple):
+    """One price entry as plain values (no session needed)."""
+
+    colour: str
+    paper_size: str
+    duplex: str
+    price_per_side: Decimal
+    job_fee: Decimal | None
+
+
+class PriceBook:
+    """What prices one function for one customer on one day: the entries of the customer's list and the dealer's
+    valid then, as plain values, so a book outlives its session (cached_price_book) and prices many jobs."""
+
+    def __init__(self, lists: list[tuple[int, list[Price]]]) -> None:
+        self.lists = lists  # [(price list id, its entries of the function)], the customer's list first
+        self._sides: dict[tuple[str, str, bool], tuple[Price | None, int | None]] = {}
+
+    @classmethod
+    def load(cls, customer_id: int | None, function: str, on: dt.date) -> PriceBook:
+        prices = _prices(customer_id, function, on)
+        lists = [
+            (
+                price_list.id,
+                [
+                    Price(entry.colour, entry.paper_size, entry.duplex, entry.price_per_side, entry.job_fee)
+                    for entry in prices.entries.get(price_list.id, ())
+                ],
+            )
+            for price_list in (prices.customer_list, prices.dealer_list)
+            if price_list is not None
+        ]
+        return cls(lists)
+
+    def side(self, colour: str, paper_size: str, duplex: bool) -> tuple[Price | None, int | None]:
+        """The entry pricing one side and its list's id (side_price's choice); (None, None) when nothing prices it."""
+        key = (colour, paper_size, duplex)
+        found = self._sides.get(key)
+        if found is None:
+            found = self._sides[key] = _best(self.lists, colour, paper_size, "yes" if duplex else "no")
+        return found
+
+    def job_cost(self, sides_bw: int, sides_color: int, paper_size: str, duplex: bool) -> tuple[Decimal, int | None]:
+        """See job_cost."""
+        bw_entry, bw_list = self.side("bw", paper_size, duplex)
+        color_entry, color_list = self.side("color", paper_size, duplex) if sides_color else (None, None)
+        cost = Decimal(0)
+        if sides_bw and bw_entry is not None:
+            cost += sides_bw * bw_entry.price_per_side
+        if sides_color and color_entry is not None:
+            cost += sides_color * color_entry.price_per_side
+        fee_entry, fee_list = (color_entry, color_list) if sides_color else (bw_entry, bw_list)
+        if (sides_bw or sides_color) and fee_entry is not None and fee_entry.job_fee:
+            cost += fee_entry.job_fee
+        return round_cost(cost), fee_list or bw_list or color_list
+
+    def unit_prices(self, paper_size: str, duplex: bool) -> dict[str, Decimal]:
+        """See unit_prices."""
+        out: dict[str, Decimal] = {}
+        for colour in COLOURS:
+            entry, _list = self.side(colour, paper_size, duplex)
+            out[colour] = entry.price_per_side if entry is not None else Decimal(0)
+            out[f"{colour}_fee"] = (entry.job_fee or Decimal(0)) if entry is not None else Decimal(0)
+        return out
+
+
+def price_book(customer_id: int | None, function: str, on: dt.date) -> PriceBook:
+    """The prices of `function` for the customer's jobs of the dealer's day `on`, read now."""
+    return PriceBook.load(customer_id, function, on)
+
+
+BOOK_SECONDS = 10.0
+BOOKS_LIMIT = 10_000
+_clock = time.monotonic
+# cached_price_book: per engine (so one process's databases never mix), (customer, function, day) -> (expires, book).
+_books: weakref.WeakKeyDictionary[Any, dict[tuple, tuple[float, PriceBook]]] = weakref.WeakKeyDictionary()
+
+
+def cached_price_book(customer_id: int | None, function: str, on: dt.date) -> PriceBook:
+    """price_book, kept BOOK_SECONDS (10 s) for the next batches of jobs (ingest.record_batch).
+
+    So a price list saved in another process (the back office, another collector) prices jobs from at most 10 s
+    after its commit. That delay is harmless: a list applies to jobs from its `valid_from` day, set ahead of time,
+    and no one can tell a job recorded in those seconds from one that ended just before the change. Price lists
+    and entries written in this process empty the cache at once (see _prices_written).
+    """
+    bind = db.session.get_bind()
+    books = _books.get(bind)
+    if books is None:
+        books = _books.setdefault(bind, {})
+    key = (customer_id, function, on)
+    now = _clock()
+    found = books.get(key)
+    if found is not None and found[0] > now:
+        return found[1]
+    book = price_book(customer_id, function, on)
+    if len(books) >= BOOKS_LIMIT:
+        books.clear()
+    books[key] = (now + BOOK_SECONDS, book)
+    return book
+
+
+_PRICE_TABLES = (PriceList.__table__, PriceEntry.__table__)
+
+
+@sa.event.listens_for(sa.engine.Engine, "after_execute")
+def _prices_written(connection: sa.Connection, statement: Any, *_args: Any) -> None:
+    """Any insert, update or delete of price lists or entries in this process (ORM or not) empties the cache, and
+    does again when its transaction ends: another thread may have read the old prices meanwhile."""
+    if isinstance(statement, sa.sql.dml.UpdateBase) and any(statement.table is table for table in _PRICE_TABLES):
+        connection.info["device_accounting.prices_changed"] = True
+        _forget_books()
+
+
+@sa.event.listens_for(sa.engine.Engine, "commit")
+@sa.event.listens_for(sa.engine.Engine, "rollback")
+def _prices_settled(connection: sa.Connection) -> None:
+    if connection.info.pop("device_accounting.prices_changed", False):
+        _forget_books()
+
+
+def _forget_books() -> None:
+    for books in list(_books.values()):
+        books.clear()
+
+
 def job_cost(
     customer_id: int | None,
     function: str,
@@ -232,33 +362,24 @@ def job_cost(
     colour entry's when the job has a colour side, else the black-and-white entry's; a job that output nothing
     (cancelled before the first side) pays no fee. Sides nobody prices cost 0.
     """
-    prices = _prices(customer_id, function, on)
-    duplex_key = "yes" if duplex else "no"
-    bw_entry, bw_list = prices.best("bw", paper_size, duplex_key)
-    color_entry, color_list = prices.best("color", paper_size, duplex_key) if sides_color else (None, None)
-    cost = Decimal(0)
-    if sides_bw and bw_entry is not None:
-        cost += sides_bw * bw_entry.price_per_side
-    if sides_color and color_entry is not None:
-        cost += sides_color * color_entry.price_per_side
-    fee_entry, fee_list = (color_entry, color_list) if sides_color else (bw_entry, bw_list)
-    if (sides_bw or sides_color) and fee_entry is not None and fee_entry.job_fee:
-        cost += fee_entry.job_fee
-    price_list = fee_list or bw_list or color_list
-    return round_cost(cost), price_list.id if price_list is not None else None
+    return price_book(customer_id, function, on).job_cost(sides_bw, sides_color, paper_size, duplex)
 
 
 def unit_prices(
     customer_id: int | None, function: str, paper_size: str, duplex: bool, on: dt.date
 ) -> dict[str, Decimal]:
     """Price per side by colour and the job fee of each colour's entry (0 where nothing prices), for estimates."""
-    prices = _prices(customer_id, function, on)
-    out: dict[str, Decimal] = {}
-    for colour in COLOURS:
-        entry, _list = prices.best(colour, paper_size, "yes" if duplex else "no")
-        out[colour] = entry.price_per_side if entry is not None else Decimal(0)
-        out[f"{colour}_fee"] = (entry.job_fee or Decimal(0)) if entry is not None else Decimal(0)
-    return out
+    return price_book(customer_id, function, on).unit_prices(paper_size, duplex)
 
 
-__all__ = ["PAPER_SIZES", "job_cost", "round_cost", "save_price_list", "side_price", "unit_prices"]
+__all__ = [
+    "PAPER_SIZES",
+    "PriceBook",
+    "cached_price_book",
+    "job_cost",
+    "price_book",
+    "round_cost",
+    "save_price_list",
+    "side_price",
+    "unit_prices",
+]

@@ -21,15 +21,22 @@ ROLLUP_KEY = ("customer_id", "day", "cost_center_id", "device_id", "function", "
 ROLLUP_SUMS = ("jobs", "sides_bw", "sides_color", "sheets", "cost")
 
 
+def names_hidden(customer_id: int) -> bool:
+    """Does the customer hide document names (its accounting settings)?"""
+    settings = db.session.get(AccountingSettings, customer_id)
+    return settings is not None and bool(settings.hide_document_names)
+
+
+def clean_document_name(name: str) -> str | None:
+    """A document name as stored: without NUL characters, trimmed, at most 500 characters; None when empty."""
+    return name.replace("\x00", "").strip()[:DOCUMENT_NAME_LENGTH] or None
+
+
 def document_name_kept(customer_id: int, name: str | None) -> str | None:
     """The document name to store for a job of this customer: None when it hides names, else trimmed to 500."""
-    if name is None:
+    if name is None or names_hidden(customer_id):
         return None
-    settings = db.session.get(AccountingSettings, customer_id)
-    if settings is not None and settings.hide_document_names:
-        return None
-    text = str(name).replace("\x00", "").strip()
-    return text[:DOCUMENT_NAME_LENGTH] or None
+    return clean_document_name(str(name))
 
 
 def anonymise_cutoff(months: int, now: dt.datetime) -> dt.date:

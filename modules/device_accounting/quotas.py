@@ -203,6 +203,30 @@ def current_balance(quota: Quota, now: dt.datetime | None = None) -> Balance:
     return balance
 
 
+def paying_balance(
+    user: PrintUser, cost_center: CostCenter | None, now: dt.datetime | None = None
+) -> tuple[Quota | None, Decimal | None]:
+    """The quota a job draws on (as paying_quota) and its balance in the period running at `now`, in one query and
+    without a lock: what the last commit left, so a login never waits for a batch charging the same balance. Only
+    when a period is due (or none is open yet) does it open them through current_balance, which locks."""
+    holder = Quota.user_id == user.id
+    if cost_center is not None and cost_center.shared:
+        holder = sa.or_(holder, Quota.cost_center_id == cost_center.id)
+    found = db.session.execute(
+        sa.select(Quota, Balance.period_start, Balance.balance)
+        .join(Balance, Balance.quota_id == Quota.id, isouter=True)
+        .where(holder)
+        .order_by(Quota.cost_center_id.is_(None))  # the shared cost center's own quota first
+        .limit(1)
+    ).first()
+    if found is None:
+        return None, None
+    quota, start, amount = found
+    if start is not None and start >= period_start(quota.period, _today(now)):
+        return quota, amount
+    return quota, current_balance(quota, now).balance
+
+
 def recompute(balance: Balance) -> Decimal:
     """The balance from the ledger alone: its period's opening plus every record after it in that period."""
     total = db.session.scalar(

@@ -14,6 +14,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from core import clock
 from core.db import db
@@ -23,10 +24,11 @@ KEY = ("customer_id", "day", "user_id", "cost_center_id", "device_id", "function
 MONTH_KEY = ("customer_id", "month", "user_id", "cost_center_id", "device_id", "function", "paper_size")
 CENTER_KEY = ("customer_id", "day", "cost_center_id", "function")
 SUMS = ("jobs", "sides_bw", "sides_color", "sheets", "cost")
+_PG = postgresql.dialect()
 
 
 @functools.cache
-def _upsert(model: type, keys: tuple[str, ...]) -> sa.TextClause:
+def upsert(model: type, keys: tuple[str, ...]) -> sa.TextClause:
     """`INSERT ... ON CONFLICT (keys) DO UPDATE SET sums = sums + new`, the same text on PostgreSQL and SQLite, made
     once per table: SQLAlchemy cannot cache the compiled form of its dialect inserts with ON CONFLICT, and a job
     would otherwise pay three compilations."""
@@ -60,7 +62,51 @@ def _add(key: dict, jobs: int, sides_bw: int, sides_color: int, sheets: int, cos
     center = {name: key[name] for name in CENTER_KEY}
     rows = ((DailyUsage, KEY, key), (MonthlyUsage, MONTH_KEY, month), (CenterDailyUsage, CENTER_KEY, center))
     for model, keys, values in rows:
-        db.session.execute(_upsert(model, keys), {**values, **figures})
+        db.session.execute(upsert(model, keys), {**values, **figures})
+
+
+@functools.cache
+def _unnest_upsert(model: type, keys: tuple[str, ...]) -> sa.TextClause:
+    """PostgreSQL: upsert for many rows in one statement, one array per column (the keys must be distinct)."""
+    table = model.__table__
+    names = [*keys, *SUMS]
+    arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=_PG)}[])" for name in names)
+    sums = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in SUMS)
+    return sa.text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}"
+    )
+
+
+def add_days(days: dict[tuple, list]) -> None:
+    """Add many jobs at once: `days` maps a DailyUsage key (values in KEY's order, no None) to its figures [jobs,
+    sides_bw, sides_color, sheets, cost]; those days, their months and their cost centers' days get one statement
+    per table (PostgreSQL) or one executemany. Rows are written in key order, so two writers lock shared rows in
+    the same order (no deadlock)."""
+    months: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
+    centers: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
+    for (customer, day, user, center, device, function, size), sums in days.items():
+        for target in (
+            months[(customer, day.replace(day=1), user, center, device, function, size)],
+            centers[(customer, day, center, function)],
+        ):
+            for position, value in enumerate(sums):
+                target[position] += value
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    for model, keys, totals in (
+        (DailyUsage, KEY, days),
+        (MonthlyUsage, MONTH_KEY, months),
+        (CenterDailyUsage, CENTER_KEY, centers),
+    ):
+        ordered = sorted(totals.items())
+        if not ordered:
+            continue
+        if postgres:
+            columns = [list(column) for column in zip(*(key + tuple(sums) for key, sums in ordered), strict=True)]
+            db.session.execute(_unnest_upsert(model, keys), dict(zip((*keys, *SUMS), columns, strict=True)))
+        else:
+            params = [dict(zip((*keys, *SUMS), (*key, *sums), strict=True)) for key, sums in ordered]
+            db.session.execute(upsert(model, keys), params)
 
 
 def add_transaction(tx: Transaction) -> None:
