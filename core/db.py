@@ -89,6 +89,25 @@ def _sqlite_begin_before_writing(conn, cursor, statement, parameters, context, e
         dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
+def insert_once(table: sa.Table, values: dict[str, Any]) -> None:
+    """INSERT the row unless its key exists, in a transaction of its own, so what it creates (a singleton created on
+    first use: the device CA, the licence installation) lasts whatever the caller's transaction does and holds no
+    lock for the rest of the caller's request. SQLite: inside the caller's write transaction when one is open
+    (another connection would wait for its lock); writers there are serialised anyway."""
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values).on_conflict_do_nothing()
+    connection = db.session.connection()
+    if dialect == "sqlite" and connection.connection.dbapi_connection.in_transaction:
+        connection.execute(statement)
+        return
+    with db.engine.begin() as own:
+        own.execute(statement)
+
+
 _ON_COMMIT = "core_on_commit"  # session.info key: {SessionTransaction: [callbacks]}, root and savepoints
 _COMMITTED = "core_on_commit_due"  # session.info key: the callbacks of a root transaction that has committed
 

@@ -122,6 +122,49 @@ class RecordActionProvider(Protocol):
         """What the current user can do with record `record_id` of `kind` (a metering device: enter a reading)."""
 
 
+@dataclass(frozen=True)
+class Banner:
+    """A notice at the top of every back-office page (the licence's state, a tier nearly used up)."""
+
+    text: str
+    level: str = "warning"  # info | warning | danger (Bootstrap alert classes)
+    url: str | None = None
+
+
+@runtime_checkable
+class BannerProvider(Protocol):
+    def banners(self) -> list[Banner]:
+        """Notices for the current staff user; called once per back-office page, so keep it to a few cheap queries."""
+
+
+@runtime_checkable
+class LoginGate(Protocol):
+    """Decides whether a user whose password was right may start a browser login (lan_licensing's staff seats)."""
+
+    def refuse_login(self, user: Any) -> str | None:
+        """None lets `user` in; a text refuses the login and is shown on the login page. Called in the login's
+        transaction before its session row is written, so a gate may lock rows until the login commits."""
+
+    def refuse_resume(self, user: Any, login: Any) -> str | None:
+        """The same for a login coming back: called when its `last_seen_at` (still the previous time) is about to
+        move forward, at most once a minute per login. A text ends the login and is shown on the login page."""
+
+
+@dataclass(frozen=True)
+class LicenceUsage:
+    """How much of one licensed quantity is in use, for the Licence page (device_accounting: its devices)."""
+
+    quantity: str  # the licence's figure it is measured against: "devices"
+    used: int
+    what: str = ""  # what is counted, in the reader's language
+
+
+@runtime_checkable
+class LicenceUsageProvider(Protocol):
+    def licence_usage(self, start: dt.date, end: dt.date) -> list[LicenceUsage]:
+        """Quantities in use in the licence year from `start` to `end` (the dealer's dates, inclusive)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ExtensionPoint(Generic[T]):
     """A named registry slot whose implementations satisfy `protocol`; `implementations(point)` is a `list[T]`."""
@@ -134,7 +177,18 @@ BILLABLE_SOURCE: ExtensionPoint[BillableSource] = ExtensionPoint("billable_sourc
 DASHBOARD: ExtensionPoint[DashboardProvider] = ExtensionPoint("dashboard", DashboardProvider)
 RECORD_PANELS: ExtensionPoint[RecordPanelProvider] = ExtensionPoint("record_panels", RecordPanelProvider)
 METER_BILLING_COVER: ExtensionPoint[MeterBillingCover] = ExtensionPoint("meter_billing_cover", MeterBillingCover)
-EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (BILLABLE_SOURCE, DASHBOARD, RECORD_PANELS, METER_BILLING_COVER)
+BANNERS: ExtensionPoint[BannerProvider] = ExtensionPoint("banners", BannerProvider)
+LOGIN_GATE: ExtensionPoint[LoginGate] = ExtensionPoint("login_gate", LoginGate)
+LICENCE_USAGE: ExtensionPoint[LicenceUsageProvider] = ExtensionPoint("licence_usage", LicenceUsageProvider)
+EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (
+    BILLABLE_SOURCE,
+    DASHBOARD,
+    RECORD_PANELS,
+    METER_BILLING_COVER,
+    BANNERS,
+    LOGIN_GATE,
+    LICENCE_USAGE,
+)
 
 
 class ExtensionRegistry:

@@ -27,6 +27,6 @@ def entitlement_checker(
     def check(manifest: Manifest) -> str | None:
         if features is None or manifest.licence_feature is None or manifest.licence_feature in features:
             return None
-        return f"not licensed (feature {manifest.licence_feature!r} is not in the licence)"
+        return "not licensed"
 
     return check

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Flask, g, request, session, url_for
+from flask import Flask, flash, g, redirect, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
+from flask_login import current_user, logout_user
 
 from core.auth import services, sessions
 from core.errors import API_PREFIX
+from core.extension_points import BANNERS, implementations
 from core.extensions import login_manager
 from core.models import User
+from core.permissions import is_staff
 
 DEFAULTS = {
     "REMEMBER_COOKIE_DURATION": dt.timedelta(days=14),
@@ -36,13 +38,22 @@ def load_user(user_id: str) -> User | None:
     return sessions.load(user_id)
 
 
-def _note_activity() -> None:
-    # Before the view, while this request has written nothing yet: the commit carries only last_seen_at.
+def _note_activity():
+    # Before the view, while this request has written nothing yet: the commit carries only last_seen_at (or, for a
+    # login a LOGIN_GATE refuses on its return, its end).
     static = (request.endpoint or "").rsplit(".", 1)[-1] == "static"
     if request.path.startswith(API_PREFIX) or static or "_user_id" not in session:
-        return
+        return None
     if current_user.is_authenticated:
-        sessions.note_activity()
+        refusal = sessions.note_activity()
+        if refusal:
+            from core.auth.views import login_page_for
+
+            target = login_page_for(current_user)
+            logout_user()
+            flash(refusal, "error")
+            return redirect(target)
+    return None
 
 
 def _template_helpers() -> dict:
@@ -57,8 +68,17 @@ def _template_helpers() -> dict:
             g.company_name = services.company_name()
         return g.company_name
 
+    def banners() -> list:
+        """The notices of the BANNERS providers, for staff on back-office pages."""
+        if not is_staff(current_user):
+            return []
+        if "banners" not in g:
+            g.banners = [banner for provider in implementations(BANNERS) for banner in provider.banners()]
+        return g.banners
+
     locale = get_locale()
     return {
+        "banners": banners,
         "current_language": locale.language if locale else "en",
         "lang_url": lang_url,
         "company_name": company_name,

@@ -11,6 +11,7 @@ from flask import current_app, g, has_request_context, request
 from flask_login import login_user
 
 from core.db import db, utcnow
+from core.extension_points import LOGIN_GATE, implementations
 from core.models import User, UserSession
 
 # last_seen_at is written at most once per session in this interval.
@@ -91,16 +92,29 @@ def current() -> UserSession | None:
     return g.get("login_session") if has_request_context() else None
 
 
-def note_activity() -> None:
-    """Write the current login's last_seen_at when it is older than SEEN_INTERVAL (committed)."""
+def note_activity() -> str | None:
+    """Write the current login's last_seen_at when it is older than SEEN_INTERVAL (committed).
+
+    A LOGIN_GATE may refuse a login coming back (lan_licensing: an idle staff login finding every seat taken): that
+    login is then ended (committed) and the refusal returned, for the caller to log out and show.
+    """
     row = current()
     if row is None:
-        return
+        return None
     now = utcnow()
     if now - _as_aware(row.last_seen_at) < SEEN_INTERVAL:
-        return
-    db.session.execute(sa.update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
+        return None
+    row_id, user = row.id, db.session.get(User, row.user_id)
+    for gate in implementations(LOGIN_GATE):
+        refusal = gate.refuse_resume(user, row)
+        if refusal:
+            db.session.rollback()
+            db.session.execute(sa.update(UserSession).where(UserSession.id == row_id).values(revoked_at=now))
+            db.session.commit()
+            return refusal
+    db.session.execute(sa.update(UserSession).where(UserSession.id == row_id).values(last_seen_at=now))
     db.session.commit()
+    return None
 
 
 def revoke_current() -> None:

@@ -28,6 +28,7 @@ from core.auth import services, sessions
 from core.auth.forms import ChangePasswordForm, ForgotPasswordForm, LanguageForm, LoginForm, SetPasswordForm
 from core.auth.services import RESET, SET_PASSWORD, UserError
 from core.db import db
+from core.extension_points import LOGIN_GATE, implementations
 from core.extensions import limiter
 from core.models import User
 from core.permissions import is_staff
@@ -157,16 +158,25 @@ def handle_login(audience: str):
                 form.form_errors.append(_("Wrong email or password."))
         else:
             g.attempt_failed = False
-            complete_login(user, remember=form.remember.data)
-            return redirect(landing_url(user, form.next.data or request.args.get("next")))
+            refusal = complete_login(user, remember=form.remember.data)
+            if refusal is None:
+                return redirect(landing_url(user, form.next.data or request.args.get("next")))
+            form.form_errors.append(refusal)
     return render_login(audience, form)
 
 
-def complete_login(user: User, remember: bool = False) -> None:
+def complete_login(user: User, remember: bool = False) -> str | None:
+    """Start the login and commit; a LOGIN_GATE's refusal (seats all taken) is returned instead, nothing written."""
+    for gate in implementations(LOGIN_GATE):
+        refusal = gate.refuse_login(user)
+        if refusal:
+            db.session.rollback()
+            return refusal
     sessions.log_in(user, remember=remember)
     services.record_login(user)
     db.session.commit()
     signals.user_logged_in.send(current_app._get_current_object(), user_id=user.id)
+    return None
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -227,7 +237,10 @@ def _password_link_form(token: str, purpose: services.LinkPurpose, template: str
         else:
             db.session.commit()
             flash(_("Your password is saved."), "success")
-            complete_login(user)
+            refusal = complete_login(user)
+            if refusal is not None:
+                flash(refusal, "error")
+                return redirect(login_page_for(user))
             return redirect(landing_url(user))
     return render_template(template, form=form, user=user)
 

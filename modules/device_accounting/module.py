@@ -12,6 +12,7 @@ def setup(ctx: ModuleContext) -> None:
         billing,
         demo,
         jobs,
+        licence_usage,
         models,
         portal,
         views,
@@ -24,6 +25,7 @@ def setup(ctx: ModuleContext) -> None:
     api_reports.register(ctx)
     portal.register(ctx)
     billing.register(ctx)
+    licence_usage.register(ctx)  # its devices in use, for lan_licensing's Licence page
     views.register(ctx)  # the report charts' static files
     # Times are the dealer's (core.clock): periods open just after midnight on day 1 / Monday.
     ctx.add_periodic_job(jobs.open_quota_periods, "5 0 * * *")

@@ -1,0 +1,1 @@
+"""LAN licensing: signed licence files enable modules, limit concurrent staff seats and count readings in tiers."""
