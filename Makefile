@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
+COLLECTOR_HOST ?= 127.0.0.1
+COLLECTOR_PORT ?= 9443
 
-.PHONY: run test lint format worker install install-dev translations messages clean
+.PHONY: run test lint format worker collector install install-dev translations messages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +66,11 @@ format: install-dev
 
 worker: install
 	$(FLASK) worker
+
+# The device collector: the TLS service the MFPs talk to (docs/device-protocol.md).
+collector: install
+	$(FLASK) db upgrade
+	$(FLASK) device-collector --host $(COLLECTOR_HOST) --port $(COLLECTOR_PORT)
 
 clean:
 	rm -rf $(VENV) instance

@@ -376,6 +376,12 @@ def _register_core_labels(app: Flask) -> None:
     labels.register_record(app, User, lambda user: user.name or user.email)
 
 
+def arg_id(name: str) -> int | None:
+    """The query argument `name` as a record id: a whole number that fits an integer column, else None."""
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and int(value) < 2**31 else None
+
+
 def model_view(view_class: type[ModelView], model, name, endpoint: str, category=None) -> ModelView:
     """Build a model view bound to the shared session, with a unique endpoint."""
     return view_class(model, db, name=name, endpoint=endpoint, category=category)

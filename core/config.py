@@ -92,6 +92,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "REMEMBER_COOKIE_SECURE": env.get("BASE_URL", "").startswith("https://"),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "FLASK_ADMIN_SWATCH": "default",
+        # The device collector (modules/device_collector): where it listens and how many processes it runs (the
+        # options of `flask device-collector` read the same variables; unset host: it listens on 127.0.0.1), and the
+        # host the back office tells technicians to type on a device.
+        "COPYDESK_COLLECTOR_HOST": (env.get("COPYDESK_COLLECTOR_HOST") or "").strip() or None,
+        "COPYDESK_COLLECTOR_PORT": int(env.get("COPYDESK_COLLECTOR_PORT", "9443")),
+        "COPYDESK_COLLECTOR_PROCESSES": int(env.get("COPYDESK_COLLECTOR_PROCESSES", "1")),
+        "COPYDESK_COLLECTOR_PUBLIC_HOST": (env.get("COPYDESK_COLLECTOR_PUBLIC_HOST") or "").strip() or None,
     }
     if overrides:
         config.update(overrides)

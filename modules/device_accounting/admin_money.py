@@ -28,6 +28,7 @@ from wtforms import FieldList, Form, FormField, SelectField, StringField, TextAr
 from wtforms.widgets import DateInput
 
 from core import clock, labels
+from core.admin import arg_id
 from core.db import contains, db
 from core.labels import record_label, record_link
 from core.models import Partner
@@ -96,11 +97,6 @@ def _amount_and_reason(view: Any, act: Any, done: Any):
         lambda: act(record, text, reason, current_user), done, {"amount": _("Amount"), "reason": _("Reason")}
     )
     return redirect(url_for(".details_view", id=record.id))
-
-
-def _arg_id(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() and int(value) < 2**31 else None
 
 
 def _arg_date(name: str) -> dt.date | None:
@@ -253,7 +249,7 @@ class QuotaView(AccountingView):
             query = query.filter(
                 Quota.id.in_(sa.select(Balance.quota_id).where(Balance.balance < 0)), Quota.user_id.is_not(None)
             )
-        if (customer_id := _arg_id("customer_id")) is not None:
+        if (customer_id := arg_id("customer_id")) is not None:
             query = query.filter(Quota.customer_id == customer_id)
         return query
 
@@ -439,7 +435,7 @@ class _NarrowedBy:
 
 def _narrow_transactions(query: Any) -> Any:
     for name, column in _NarrowedBy.ARGS.items():
-        if (ident := _arg_id(name)) is not None:
+        if (ident := arg_id(name)) is not None:
             query = query.filter(column == ident)
     if (since := _arg_date("since")) is not None:
         query = query.filter(Transaction.ended_at >= clock.day_start(since))
@@ -462,7 +458,7 @@ def narrowing() -> list[str]:
         "device_id": _l("Device"),
     }
     for name, model in models.items():
-        if (ident := _arg_id(name)) is not None:
+        if (ident := arg_id(name)) is not None:
             record = db.session.get(model, ident)
             said.append(f"{titles[name]}: {record_label(record) if record else '—'}")
     since, until = _arg_date("since"), _arg_date("until")

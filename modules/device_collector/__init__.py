@@ -1,0 +1,1 @@
+"""Device collector: the TLS service the MFPs talk to (docs/device-protocol.md)."""

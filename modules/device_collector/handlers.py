@@ -1,0 +1,370 @@
+"""What the collector answers to each message of a connected device (docs/device-protocol.md); never commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
+
+from core import clock
+from core.db import db, utcnow
+from core.models import Partner
+from core.validation import ValidationError
+from modules.device_accounting import ingest, operations, users
+from modules.device_accounting.customer_settings import settings_of
+from modules.device_accounting.models import PrintUser
+from modules.device_collector import enrolment, pki
+from modules.device_collector.models import LOGIN_METHODS, CollectorDevice, RefusedTransaction
+from modules.device_collector.protocol import MAX_BATCH, MAX_FRAME, SUPPORTED_VERSIONS, DeviceSession, ProtocolError
+from modules.metering.readings import record_reading
+from modules.rentals.devices import normalize_serial
+
+# What HELLO tells the device when the server did not put its own idle timeout in session.extra["idle_timeout"].
+DEFAULT_IDLE_TIMEOUT = 60.0
+# last_seen_at is written at most this often per connection (a heartbeat every few seconds is not a write each).
+SEEN_EVERY = dt.timedelta(minutes=1)
+
+
+def handle(session: DeviceSession, type_: str, body: dict) -> dict:
+    """The reply body to one request of `session`'s device, or ProtocolError. Runs inside an app context; the
+    caller commits (also after a refused IDENTIFY: the wrong PIN stays counted)."""
+    handler = HANDLERS.get(type_)
+    if handler is None:
+        raise ProtocolError("unknown_message", f"Unknown message type {type_[:40]!r}.")
+    with force_locale(_device_language(session)):
+        if type_ != "ENROL":
+            if session.collector_device_id is None or session.device_id is None:
+                raise ProtocolError("not_enrolled", _("This device is not enrolled: enrol it with a code first."))
+            if type_ != "HELLO" and not session.hello_done:
+                raise ProtocolError("hello_required", _("Send HELLO first."))
+        try:
+            return handler(session, body)
+        except ValidationError as error:
+            raise ProtocolError("invalid_message", error.messages(), fields=dict(error.errors)) from None
+        except enrolment.EnrolmentRefused as refused:
+            if refused.reason in ("not_enrolled", "revoked"):  # a certificate never given, or revoked: closes
+                raise ProtocolError(refused.reason, refused.message) from None
+            raise ProtocolError("enrolment_refused", refused.message, reason=refused.reason) from None
+
+
+# --- shared pieces -----------------------------------------------------------------------------------------------
+
+
+def _language(code: str | None) -> str | None:
+    """One of the app's languages for a device's or a user's code ("it", "it-IT", "it_IT"); None when unknown."""
+    base = (code or "").replace("-", "_").split("_")[0].lower()
+    return base if base in current_app.config["LANGUAGES"] else None
+
+
+def _device_language(session: DeviceSession) -> str:
+    return session.language or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+@contextmanager
+def _user_locale(session: DeviceSession, user: PrintUser | None) -> Iterator[None]:
+    """Texts for the print user at the device: in their language when known, else the device's."""
+    with force_locale(_language(user.language if user is not None else None) or _device_language(session)):
+        yield
+
+
+def _moment(value: dt.datetime) -> str:
+    """ISO 8601 in the dealer's time zone, with its offset."""
+    return clock.as_utc(value).astimezone(clock.timezone()).isoformat(timespec="seconds")
+
+
+def _server_time() -> str:
+    return clock.as_utc(utcnow()).astimezone(clock.timezone()).isoformat(timespec="milliseconds")
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON: Decimal as a decimal string, moments as ISO 8601 with offset."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Decimal):
+        return _money(value)
+    if isinstance(value, dt.datetime):
+        return _moment(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _collector(session: DeviceSession) -> CollectorDevice:
+    collector = db.session.get(CollectorDevice, session.collector_device_id)
+    if collector is None:
+        raise ProtocolError("not_enrolled", _("This device is not enrolled: enrol it with a code first."))
+    return collector
+
+
+def _seen(session: DeviceSession, collector: CollectorDevice | None = None, **what: Any) -> None:
+    """Note the device as seen (and what it said about itself); without news, at most once a minute."""
+    now = utcnow()
+    last = session.extra.get("seen_at")
+    if not what and last is not None and now - last < SEEN_EVERY:
+        return
+    enrolment.touch(collector or _collector(session), address=session.address, **what)
+    session.extra["seen_at"] = now
+
+
+def _login_methods(collector: CollectorDevice) -> list[str]:
+    chosen = {method.strip() for method in (collector.login_methods or "").split(",")}
+    return [method for method in LOGIN_METHODS if method in chosen]
+
+
+# --- enrolment and renewal ---------------------------------------------------------------------------------------
+
+
+class _SerialMismatch(Exception):
+    """Raised inside the enrolment's savepoint, so the code stays usable."""
+
+
+def _enrol(session: DeviceSession, body: dict) -> dict:
+    serial = body.get("serial")
+    pki.ensure_ca()  # outside the savepoint: a first CA is committed on its own
+    try:
+        with db.session.begin_nested():
+            collector, certificate, not_after = enrolment.redeem_code(body["code"], body["csr"], session.address)
+            if serial is not None and normalize_serial(serial) != normalize_serial(collector.device.serial):
+                raise _SerialMismatch
+    except _SerialMismatch:
+        db.session.expire_all()  # what the savepoint read (the code's used_at) is rolled back too
+        message = _("This enrolment code is for another device: check the serial number.")
+        raise ProtocolError("invalid_message", message, fields={"serial": message}) from None
+    return {
+        "certificate": certificate,
+        "ca_certificate": pki.ca_certificate_pem(),
+        "expires_at": _moment(not_after),
+        "device": {"serial": collector.device.serial},
+    }
+
+
+def _renew(session: DeviceSession, body: dict) -> dict:
+    collector = _collector(session)
+    try:
+        certificate, not_after = enrolment.renew(collector, session.certificate_fingerprint or "", body["csr"])
+    except enrolment.EnrolmentRefused as refused:
+        if refused.reason != "not_due":
+            raise
+        raise ProtocolError(
+            "invalid_message", refused.message, reason="not_due", fields={"csr": refused.message}
+        ) from None
+    _seen(session, collector)
+    return {"certificate": certificate, "ca_certificate": pki.ca_certificate_pem(), "expires_at": _moment(not_after)}
+
+
+# --- HELLO and HEARTBEAT -----------------------------------------------------------------------------------------
+
+
+def _hello(session: DeviceSession, body: dict) -> dict:
+    versions = [version for version in SUPPORTED_VERSIONS if version <= body["protocol_version"]]
+    if not versions:
+        raise ProtocolError(
+            "unsupported_version",
+            _("Protocol version %(version)s is not supported.", version=body["protocol_version"]),
+            supported_versions=sorted(SUPPORTED_VERSIONS),
+        )
+    collector = _collector(session)
+    device = collector.device
+    if normalize_serial(body["serial"]) != normalize_serial(device.serial):
+        message = _("This certificate belongs to the device with serial %(serial)s.", serial=device.serial)
+        raise ProtocolError("invalid_message", message, fields={"serial": message})
+    version = max(versions)
+    session.language = _language(body.get("language"))
+    session.protocol_version, session.serial, session.hello_done = version, device.serial, True
+    _seen(
+        session,
+        collector,
+        firmware=body["firmware"],
+        protocol_version=version,
+        capabilities=list(body["capabilities"]),
+    )
+    now = utcnow()
+    customer_id = operations.customer_of_device(device.id, now)
+    customer = db.session.get(Partner, customer_id) if customer_id is not None else None
+    enrolment.certificate_in_use(collector, session.certificate_fingerprint or "")
+    expires_at, renew = enrolment.renewal_due(collector, session.certificate_fingerprint or "")
+    language = _device_language(session)
+    return {
+        "protocol_version": version,
+        "server_time": _server_time(),
+        "device": {
+            "serial": device.serial,
+            "model": str(device.model),
+            "customer": customer.name if customer else None,
+        },
+        "login_methods": _login_methods(collector),
+        "privacy": {"hide_document_names": bool(customer_id and settings_of(customer_id).hide_document_names)},
+        "offline": {"max_jobs": collector.offline_max_jobs, "max_hours": collector.offline_max_hours},
+        # The meters readings are checked against (metering refuses others): the model's, in the device's language.
+        "meters": [{"code": meter.code, "label": meter.label(language)} for meter in device.model.meters],
+        "limits": {
+            "max_frame": MAX_FRAME,
+            "max_batch": MAX_BATCH,
+            "idle_timeout": session.extra.get("idle_timeout", DEFAULT_IDLE_TIMEOUT),
+        },
+        "certificate": {"expires_at": _moment(expires_at), "renew": renew},
+    }
+
+
+def _heartbeat(session: DeviceSession, body: dict) -> dict:
+    _seen(session)
+    return {"server_time": _server_time()}
+
+
+# --- IDENTIFY and AUTHORIZE --------------------------------------------------------------------------------------
+
+
+def _not_installed(error: ValidationError) -> str | None:
+    """The message of a refusal because the device stands at no customer (nothing the device sent is wrong)."""
+    return error.errors.get("device_id")
+
+
+def _claimed_user(session: DeviceSession, body: dict) -> PrintUser | None:
+    """The print user a card or username names, for the language of a refusal; None for a PIN alone."""
+    if "card" not in body and "username" not in body:
+        return None
+    customer_id = operations.customer_of_device(session.device_id, utcnow())
+    if customer_id is None:
+        return None
+    if "card" in body:
+        card = users.find_by_card(customer_id, body["card"])
+        return card.user if card is not None else None
+    return users.find_by_username(customer_id, body["username"])
+
+
+def _identify(session: DeviceSession, body: dict) -> dict:
+    collector = _collector(session)
+    _seen(session, collector)
+    given = [method for method, key in (("card", "card"), ("pin", "pin"), ("password", "password")) if key in body]
+    if len(given) == 1 and given[0] not in _login_methods(collector):
+        return {
+            "identified": False,
+            "reason": "method_not_allowed",
+            "message": _("This way of logging in is not enabled on this device."),
+        }
+    with _user_locale(session, _claimed_user(session, body)):
+        try:
+            found = operations.identify(
+                session.device_id,
+                card=body.get("card"),
+                pin=body.get("pin"),
+                username=body.get("username"),
+                password=body.get("password"),
+            )
+        except operations.IdentifyRefused as refused:
+            answer = {"identified": False, "reason": refused.reason, "message": refused.message}
+            if refused.locked_until is not None:
+                answer["locked_until"] = _moment(refused.locked_until)
+            return answer
+        except ValidationError as error:
+            if (message := _not_installed(error)) is not None:
+                return {"identified": False, "reason": "device_not_installed", "message": message}
+            raise
+    return {"identified": True, **_plain(found.as_dict())}
+
+
+def _authorize(session: DeviceSession, body: dict) -> dict:
+    _seen(session)
+    user_id = body.get("user_id")
+    # Held for the request (operations.authorize finds it in the identity map), with the default cost center.
+    user = (
+        db.session.get(PrintUser, user_id, options=[joinedload(PrintUser.default_cost_center)])
+        if isinstance(user_id, int) and 0 < user_id < 2**31
+        else None
+    )
+    with _user_locale(session, user):
+        try:
+            answer = operations.authorize({**body, "device_id": session.device_id})
+        except ValidationError as error:
+            if (message := _not_installed(error)) is not None:
+                return {"allowed": False, "reason": "device_not_installed", "message": message, "balance": None}
+            raise
+    return _plain(answer)
+
+
+# --- TXN and COUNTERS --------------------------------------------------------------------------------------------
+
+
+def _keep_refused(collector_device_id: int, items: list[dict], results: list[ingest.ItemResult]) -> None:
+    """Keep each refused item for staff, once per (device, device_seq): a resent one is already there."""
+    now = utcnow()
+    rows, seen = [], set()
+    for item, result in zip(items, results, strict=True):
+        if result.status != "refused" or result.device_seq is None or result.device_seq in seen:
+            continue
+        seen.add(result.device_seq)
+        payload = {key: value for key, value in item.items() if key != "document_name"}
+        rows.append(
+            {
+                "collector_device_id": collector_device_id,
+                "device_seq": result.device_seq,
+                "received_at": now,
+                "errors": json.dumps(result.errors or {}, ensure_ascii=False, sort_keys=True),
+                "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str),
+            }
+        )
+    if not rows:
+        return
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[db.session.get_bind().dialect.name]
+    db.session.execute(
+        insert(RefusedTransaction).on_conflict_do_nothing(index_elements=["collector_device_id", "device_seq"]),
+        rows,
+    )
+
+
+def _txn(session: DeviceSession, body: dict) -> dict:
+    _seen(session)
+    items = body["transactions"]
+    results = ingest.record_batch(session.device_id, items)
+    _keep_refused(session.collector_device_id, items, results)
+    replies = []
+    for result in results:
+        reply: dict[str, Any] = {"device_seq": result.device_seq, "status": result.status}
+        if result.transaction_id is not None:
+            reply["transaction_id"] = result.transaction_id
+            reply["cost"] = _money(result.cost)
+        if result.errors:
+            reply["errors"] = dict(result.errors)
+        replies.append(reply)
+    counts = {status: sum(result.status == status for result in results) for status in ("stored", "duplicate")}
+    return {
+        "results": replies,
+        "stored": counts["stored"],
+        "duplicates": counts["duplicate"],
+        "refused": len(results) - counts["stored"] - counts["duplicate"],
+    }
+
+
+def _counters(session: DeviceSession, body: dict) -> dict:
+    _seen(session)
+    recorded = record_reading(
+        session.device_id, body["taken_at"], body["counters"], body.get("supplies"), source="device"
+    )
+    return {"reading_id": recorded.reading.id, "status": recorded.reading.status, "warnings": list(recorded.warnings)}
+
+
+HANDLERS: dict[str, Callable[[DeviceSession, dict], dict]] = {
+    "ENROL": _enrol,
+    "RENEW": _renew,
+    "HELLO": _hello,
+    "IDENTIFY": _identify,
+    "AUTHORIZE": _authorize,
+    "TXN": _txn,
+    "COUNTERS": _counters,
+    "HEARTBEAT": _heartbeat,
+}

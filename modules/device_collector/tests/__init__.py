@@ -1,0 +1,1 @@
+"""Tests of the device collector: certificates, enrolment, the wire protocol, the server, the simulator."""
