@@ -338,7 +338,8 @@ def _prices_written(connection: sa.Connection, statement: Any, *_args: Any) -> N
 @sa.event.listens_for(sa.engine.Engine, "commit")
 @sa.event.listens_for(sa.engine.Engine, "rollback")
 def _prices_settled(connection: sa.Connection) -> None:
-    if connection.info.pop("device_accounting.prices_changed", False):
+    # A link that broke (the database went away) has no info left to read: forget, to be sure.
+    if connection.invalidated or connection.info.pop("device_accounting.prices_changed", False):
         _forget_books()
 
 

@@ -4,14 +4,19 @@ frames written by hand (struct + json, independent of the server's own framing c
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import os
 import socket
 import ssl
 import struct
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.db import db
@@ -19,6 +24,7 @@ from modules.device_collector import enrolment, pki
 from modules.device_collector.server import CollectorServer
 from modules.device_collector.simulator import make_csr
 
+ROOT = Path(__file__).resolve().parents[3]
 HOST = "127.0.0.1"
 SERVER_HOSTNAMES = ["localhost", "127.0.0.1"]
 # Long enough not to turn up by chance in a log line (a port, an id, a time).
@@ -235,3 +241,76 @@ def connect_device(collector: RunningCollector, serial: str, cert_pem: str, key_
     reply = request(sock, "HELLO", hello_body(serial))
     assert reply["ok"] is True, reply
     return sock
+
+
+# --- coroutines and the browser tests' event loop ------------------------------------------------------------------
+
+
+def in_own_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """`function(*args, **kwargs)` in a thread of its own, with this thread's context (the app context goes along),
+    its result returned and its exception raised here. Playwright's sync API, which the browser tests keep for the
+    whole session, leaves an event loop running in the main thread, where asyncio.run refuses to start."""
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome["value"] = context.run(function, *args, **kwargs)
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def run_async(coroutine: Any) -> Any:
+    """asyncio.run(coroutine), wherever the test runs (see in_own_thread)."""
+    return in_own_thread(asyncio.run, coroutine)
+
+
+# --- the collector as its own process (`flask device-collector`), as operators run it -------------------------------
+
+
+@contextmanager
+def collector_process(app, url: str, port: int, log: Path, *options: str) -> Iterator[subprocess.Popen]:
+    """`flask device-collector --port PORT *options` against the database `url` (whose app is `app`), its output in
+    `log`; stopped with SIGTERM afterwards (killed after 10 s)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "REDIS_URL": "",
+        "MAIL_SERVER": "",
+        "COPYDESK_COLLECTOR_HOST": HOST,
+        "COPYDESK_COLLECTOR_PORT": str(port),
+    }
+    command = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi", "device-collector", "--port", str(port)]
+    with log.open("w") as output:
+        process = subprocess.Popen([*command, *options], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_listening(port, process, log)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_listening(port: int, process: subprocess.Popen, log: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the collector exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"the collector did not listen on {port}:\n{log.read_text()}")

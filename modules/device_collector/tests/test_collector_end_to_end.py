@@ -14,7 +14,7 @@ from modules.device_accounting.models import Transaction
 from modules.device_collector import enrolment, pki, simulator
 from modules.device_collector.models import CollectorDevice, EnrolmentCode, RefusedTransaction
 from modules.device_collector.simulator import DeviceClient, DeviceError, SimulatedDevice
-from modules.device_collector.tests.collector_support import running_collector
+from modules.device_collector.tests.collector_support import in_own_thread, run_async, running_collector
 from modules.metering.models import Reading
 from modules.rentals.models import Device
 
@@ -30,7 +30,7 @@ def _enrolled(app, collector, devices: int = 1, users: int = 2, **options):
     assert ca_pem == collector.ca_pem
     machines = []
     for serial, code in codes:
-        cert_pem, key_pem = asyncio.run(simulator.enrol(collector.host, collector.port, ca_pem, code, serial))
+        cert_pem, key_pem = run_async(simulator.enrol(collector.host, collector.port, ca_pem, code, serial))
         machines.append(SimulatedDevice(serial, collector.host, collector.port, ca_pem, cert_pem, key_pem, **options))
     return machines, people
 
@@ -101,7 +101,7 @@ def test_a_device_enrols_logs_in_by_card_and_pin_authorizes_prints_and_sends_cou
             await device.close()
             return reading["reading_id"]
 
-        reading_id = asyncio.run(session())
+        reading_id = run_async(session())
 
     stored = _stored(app, "SIM-0001")
     assert [seq for seq, _id in stored] == [1, 2]
@@ -120,8 +120,16 @@ def test_a_device_enrols_logs_in_by_card_and_pin_authorizes_prints_and_sends_cou
 
 def test_the_simulation_plays_sessions_and_every_job_is_stored_once(app):
     with running_collector(app) as collector:
-        report = simulator.run_simulation(
-            collector.host, collector.port, devices=3, users=6, jobs=90, offline_every=12, seed=7, app=app
+        report = in_own_thread(
+            simulator.run_simulation,
+            collector.host,
+            collector.port,
+            devices=3,
+            users=6,
+            jobs=90,
+            offline_every=12,
+            seed=7,
+            app=app,
         )
     assert report.errors == []
     assert report.pending == 0
@@ -165,7 +173,7 @@ def test_a_revoked_device_is_refused_at_once_and_on_its_next_connection(app):
             await asyncio.to_thread(_revoke, app, "SIM-0001")
             await after()
 
-        asyncio.run(connected_session())
+        run_async(connected_session())
 
 
 def _revoke(app, serial: str) -> None:
@@ -212,7 +220,7 @@ def test_a_resent_or_replayed_batch_is_stored_once_and_acknowledged_again(app):
             await client.close()
             await device.close()
 
-        asyncio.run(session())
+        run_async(session())
     assert [seq for seq, _id in _stored(app, "SIM-0001")] == [1, 2, 3, 4]
 
 
@@ -231,7 +239,7 @@ def test_a_client_killed_between_send_and_ack_resends_and_the_job_is_stored_once
             await client.send("TXN", {"transactions": device.buffer})
             client.abort()  # gone before the ack: power cut, crash
 
-        asyncio.run(killed())
+        run_async(killed())
         # The collector read the frame whole: it stores it (and cannot deliver the ack).
         deadline = time.monotonic() + 10
         while len(_stored(app, "SIM-0001")) < 3 and time.monotonic() < deadline:
@@ -244,7 +252,7 @@ def test_a_client_killed_between_send_and_ack_resends_and_the_job_is_stored_once
             await device.close()
             return result
 
-        result = asyncio.run(resend())
+        result = run_async(resend())
         assert (result.stored, result.duplicates, result.pending) == (0, 3, 0)
         assert [device.acknowledged[seq]["transaction_id"] for seq in (1, 2, 3)] == [id_ for _seq, id_ in stored]
     assert _stored(app, "SIM-0001") == stored
@@ -262,7 +270,7 @@ def test_a_refused_job_is_acknowledged_and_kept_for_staff_nothing_is_lost(app):
             await device.close()
             return result
 
-        result = asyncio.run(session())
+        result = run_async(session())
     assert (result.stored, result.refused, result.pending) == (2, 1, 0)
     assert device.acknowledged[2]["status"] == "refused"
     assert "user_id" in device.acknowledged[2]["errors"]
@@ -280,12 +288,12 @@ def test_a_device_enrols_by_the_fingerprint_staff_read_out_and_a_wrong_one_sends
             shown = pki.display_fingerprint(pki.ensure_ca().fingerprint)  # as the enrolment page shows it
         wrong = shown[:-2] + ("00" if not shown.endswith("00") else "11")
         with pytest.raises(simulator.WrongFingerprint):
-            asyncio.run(simulator.enrol_by_fingerprint(collector.host, collector.port, wrong, code, serial))
+            run_async(simulator.enrol_by_fingerprint(collector.host, collector.port, wrong, code, serial))
         with app.app_context():
             assert db.session.scalars(sa.select(EnrolmentCode.used_at)).all() == [None]  # the code was not sent
 
         typed = shown.lower().replace(":", " ")  # as a technician may type it
-        ca_pem, cert_pem, key_pem = asyncio.run(
+        ca_pem, cert_pem, key_pem = run_async(
             simulator.enrol_by_fingerprint(collector.host, collector.port, typed, code, serial)
         )
         assert ca_pem == collector.ca_pem
@@ -296,4 +304,4 @@ def test_a_device_enrols_by_the_fingerprint_staff_read_out_and_a_wrong_one_sends
             await device.close()
             return settings
 
-        assert asyncio.run(session())["device"]["serial"] == serial
+        assert run_async(session())["device"]["serial"] == serial

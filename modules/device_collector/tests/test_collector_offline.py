@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -20,12 +16,10 @@ from modules.device_accounting.models import Transaction
 from modules.device_collector import simulator
 from modules.device_collector.models import CollectorDevice
 from modules.device_collector.simulator import BufferFull, DeviceError, SimulatedDevice
-from modules.device_collector.tests.collector_support import running_collector
+from modules.device_collector.tests.collector_support import collector_process, run_async, running_collector
 from modules.rentals.models import Device
 from tests.pg_server import postgres_server  # noqa: F401  (fixture)
 from tests.smtp_server import free_port
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _seqs(app, serial: str) -> list[int]:
@@ -50,7 +44,7 @@ def _enrol(host: str, port: int, ca_pem: str, codes, **options) -> list[Simulate
             found.append(SimulatedDevice(serial, host, port, ca_pem, cert_pem, key_pem, **options))
         return found
 
-    return asyncio.run(all_())
+    return run_async(all_())
 
 
 def test_the_device_keeps_its_jobs_while_the_collector_is_unreachable_and_sends_them_when_back(app, tmp_path):
@@ -60,13 +54,13 @@ def test_the_device_keeps_its_jobs_while_the_collector_is_unreachable_and_sends_
     with running_collector(app) as collector:
         (device,) = _enrol(collector.host, collector.port, ca_pem, codes, buffer_path=buffer)
         device.finish_job("print", 3, 0, user_id=anna.id)
-        assert asyncio.run(device.flush()).stored == 1
-        asyncio.run(device.close())
+        assert run_async(device.flush()).stored == 1
+        run_async(device.close())
 
     # The collector is gone: the device keeps working and buffering (on disk).
     for sides in (1, 2, 3, 4, 5):
         device.finish_job("copy", sides, 0, user_id=anna.id)
-    away = asyncio.run(device.flush())
+    away = run_async(device.flush())
     assert (away.acknowledged, away.pending, away.stopped) == (0, 5, "connection")
     saved = json.loads(buffer.read_text())
     assert saved["next_seq"] == 7
@@ -78,11 +72,11 @@ def test_the_device_keeps_its_jobs_while_the_collector_is_unreachable_and_sends_
             "SIM-0001", collector.host, collector.port, ca_pem, device.cert_pem, device.key_pem, buffer_path=buffer
         )
         assert (again.next_seq, len(again.buffer)) == (7, 5)
-        back = asyncio.run(again.flush())
+        back = run_async(again.flush())
         assert (back.stored, back.duplicates, back.pending, back.stopped) == (5, 0, 0, None)
         again.finish_job("print", 1, 0, user_id=anna.id)
-        assert asyncio.run(again.flush()).stored == 1
-        asyncio.run(again.close())
+        assert run_async(again.flush()).stored == 1
+        run_async(again.close())
     assert _seqs(app, "SIM-0001") == [1, 2, 3, 4, 5, 6, 7]
     assert json.loads(buffer.read_text())["buffer"] == []
 
@@ -95,19 +89,19 @@ def test_offline_limits_from_hello_stop_the_device_taking_jobs(app):
         with app.app_context():
             db.session.scalars(sa.select(CollectorDevice)).one().offline_max_jobs = 3
             db.session.commit()
-        settings = asyncio.run(device.hello())
+        settings = run_async(device.hello())
         assert settings["offline"]["max_jobs"] == 3
         device.go_offline()
         for _n in range(3):
             device.finish_job("print", 1, 0, user_id=anna.id)
         with pytest.raises(BufferFull):
             device.finish_job("print", 1, 0, user_id=anna.id)
-        assert asyncio.run(device.flush()).stopped == "offline"
+        assert run_async(device.flush()).stopped == "offline"
         device.come_back()
-        assert asyncio.run(device.flush()).stored == 3
+        assert run_async(device.flush()).stored == 3
         device.finish_job("print", 1, 0, user_id=anna.id)
-        assert asyncio.run(device.flush()).stored == 1
-        asyncio.run(device.close())
+        assert run_async(device.flush()).stored == 1
+        run_async(device.close())
     assert _seqs(app, "SIM-0001") == [1, 2, 3, 4]
 
 
@@ -121,47 +115,16 @@ def outage(postgres_server, tmp_path):  # noqa: F811
     migrate(make_app(url))
     app = make_app(url)
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "REDIS_URL": "",
-        "MAIL_SERVER": "",
-        "COPYDESK_COLLECTOR_HOST": "127.0.0.1",
-        "COPYDESK_COLLECTOR_PORT": str(port),
-    }
     log = tmp_path / "collector.log"
     with app.app_context():
         simulator.prepare(0, 0)  # the device CA and the server certificate's owner exist before the collector
-    command = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi", "device-collector", "--port", str(port)]
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        _wait_listening(port, process, log)
-        yield app, port, process, log
+        with collector_process(app, url, port, log) as process:
+            yield app, port, process, log
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-
-
-def _wait_listening(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the collector exited ({process.returncode}):\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"the collector did not listen on {port}:\n{log.read_text()}")
 
 
 class _Worker:
@@ -255,7 +218,7 @@ def test_the_database_stopped_and_restarted_during_a_run_loses_nothing_acknowled
             await device.close()
         return {"before": acked_before, "down": down}
 
-    seen = asyncio.run(run())
+    seen = run_async(run())
 
     assert process.poll() is None, "the collector was restarted or died"
     total = 0

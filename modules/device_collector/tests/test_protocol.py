@@ -31,6 +31,7 @@ from modules.device_collector.protocol import (
     validate_reply,
     validate_request,
 )
+from modules.device_collector.tests.collector_support import run_async
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "device-protocol.md"
 EXAMPLE = re.compile(r"<!-- example: ([A-Z_]+) (request|reply) -->\s*```json\n(.*?)```", re.S)
@@ -98,7 +99,7 @@ class Peer:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return run_async(coro)
 
 
 def test_frames_round_trip_and_the_connection_goes_on_after_a_malformed_one():
