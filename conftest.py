@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-pytest_plugins = ["tests.smtp_server", "tests.redis_server", "tests.browser_support", "tests.ldap_server"]
+pytest_plugins = [
+    "tests.smtp_server",
+    "tests.redis_server",
+    "tests.browser_support",
+    "tests.ldap_server",
+    "tests.cups_server",
+]
 
 os.environ.setdefault("COPYDESK_INSTANCE", str(Path(__file__).parent / "instance" / "test"))
 

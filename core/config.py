@@ -99,6 +99,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "COPYDESK_COLLECTOR_PORT": int(env.get("COPYDESK_COLLECTOR_PORT", "9443")),
         "COPYDESK_COLLECTOR_PROCESSES": int(env.get("COPYDESK_COLLECTOR_PROCESSES", "1")),
         "COPYDESK_COLLECTOR_PUBLIC_HOST": (env.get("COPYDESK_COLLECTOR_PUBLIC_HOST") or "").strip() or None,
+        # The largest document a print server may submit as a held print job (bytes; default 50 MiB).
+        "COPYDESK_HELD_JOB_MAX_BYTES": int(env.get("COPYDESK_HELD_JOB_MAX_BYTES", str(50 * 1024 * 1024))),
     }
     if overrides:
         config.update(overrides)

@@ -43,6 +43,19 @@ def unseal(token: str, purpose: str) -> str:
         raise SealBroken(purpose) from None
 
 
+def seal_bytes(data: bytes, purpose: str) -> bytes:
+    """`data` encrypted and authenticated for `purpose` (a document kept at rest, such as a held print job)."""
+    return _fernet(purpose).encrypt(data)
+
+
+def unseal_bytes(token: bytes, purpose: str) -> bytes:
+    """The bytes `seal_bytes(data, purpose)` sealed; raises SealBroken when no key opens them."""
+    try:
+        return _fernet(purpose).decrypt(bytes(token))
+    except InvalidToken:
+        raise SealBroken(purpose) from None
+
+
 def keyed_digest(value: str, purpose: str) -> str:
     """A hex HMAC-SHA256 of `value` under the current key: equal values give equal digests, so they can be looked up,
     but without SECRET_KEY a short secret (a PIN) cannot be guessed from its digest."""

@@ -1,5 +1,6 @@
 """Device accounting back office: labels of its records and codes, print users with cards and PINs, cost centers,
-directories, settings and the CSV import of users; registers every view (admin_money.py, admin_reports.py, panels)."""
+directories, settings and the CSV import of users; registers every view (admin_money.py, admin_reports.py,
+admin_held.py, panels)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from modules.device_accounting.models import (
     LedgerEntry,
     PriceEntry,
     PriceList,
+    PrintServer,
     PrintUser,
     Quota,
     Refund,
@@ -95,12 +97,24 @@ TABLES = {
     "device_accounting_daily_usage": _l("Daily usage"),
     "device_accounting_report_subscription": _l("Monthly report subscription"),
     "device_accounting_chargeback": _l("Chargeback"),
+    "device_accounting_print_server": _l("Print server"),
+    "device_accounting_print_server_user": _l("CUPS user of a print server"),
+    "device_accounting_print_server_printer": _l("CUPS queue of a print server"),
+    "device_accounting_print_delegate": _l("Held-job delegate"),
+}
+HELD_JOB_STATE_LABELS = {
+    "held": _l("Held"),
+    "released": _l("Released"),
+    "deleted": _l("Deleted"),
+    "expired": _l("Expired"),
 }
 JOBS = {
     "modules.device_accounting.jobs:open_quota_periods": _l("Open the new quota periods"),
     "modules.device_accounting.jobs:sync_directories": _l("Sync the customers' directories"),
     "modules.device_accounting.jobs:anonymise_transactions": _l("Anonymise old device jobs"),
     "modules.device_accounting.jobs:send_monthly_reports": _l("Email the monthly usage reports"),
+    "modules.device_accounting.jobs:expire_held_jobs": _l("Expire held print jobs"),
+    "modules.device_accounting.jobs:import_page_logs": _l("Import the print servers' page logs"),
 }
 
 
@@ -121,7 +135,9 @@ def register_labels(app: Any) -> None:
     labels.register_enum(app, "device_accounting.ledger_kind", LEDGER_KIND_LABELS)
     labels.register_enum(app, "audit.table", TABLES)
     labels.register_enum(app, "job.func", JOBS)
+    labels.register_enum(app, "held_job.state", HELD_JOB_STATE_LABELS)
     labels.register_record(app, PrintUser, lambda user: str(user))
+    labels.register_record(app, PrintServer, lambda server: server.name)
     labels.register_record(
         app, Card, lambda card: card.number, lambda card: labels.record_url(card.user), needs=("user",)
     )
@@ -211,7 +227,7 @@ def register_labels(app: Any) -> None:
 def register(ctx: ModuleContext) -> None:
     """Labels first (other parts' pages use them), then the views, the record panels and the dashboard card."""
     from core.extension_points import DASHBOARD, RECORD_PANELS
-    from modules.device_accounting import admin_money, admin_panels, admin_reports
+    from modules.device_accounting import admin_held, admin_money, admin_panels, admin_reports
 
     register_labels(ctx.app)
     add = ctx.add_admin_view
@@ -227,6 +243,7 @@ def register(ctx: ModuleContext) -> None:
     add(model_view(DirectoryView, Directory, _l("Directories (LDAP)"), "device_accounting_directory"))
     add(model_view(SettingsView, AccountingSettings, _l("Privacy settings"), "device_accounting_privacy"))
     add(ImportView(name=_l("Import print users"), endpoint="device_accounting_import"))
+    admin_held.register(ctx)  # held print jobs and print servers
     ctx.register(RECORD_PANELS, admin_panels.DeviceAccountingPanels())
     ctx.register(DASHBOARD, admin_panels.DeviceAccountingDashboard())
 
@@ -849,25 +866,32 @@ class SettingsForm(BaseForm):
         _l("Anonymise jobs after (months)"),
         description=_l("Older jobs lose their user and document name; cost centers and counts stay. Empty: never."),
     )
+    held_job_hours = StringField(
+        _l("Held print jobs wait (hours)"),
+        default="4",
+        description=_l("A held job not released by then expires and its document is deleted. Empty: 4 hours."),
+    )
 
 
 class SettingsView(AccountingView):
-    """Per customer: hide document names, anonymise jobs after N months."""
+    """Per customer: hide document names, anonymise jobs after N months, how long held print jobs wait."""
 
     fixed_on_edit = ("customer",)
     form = SettingsForm
-    column_list = ("customer", "hide_document_names", "anonymise_after_months")
+    column_list = ("customer", "hide_document_names", "anonymise_after_months", "held_job_hours")
     column_labels = {
         "customer": _l("Customer"),
         "customer_id": _l("Customer"),
         "customer.name": _l("Customer"),
         "hide_document_names": _l("Hide document names"),
         "anonymise_after_months": _l("Anonymise jobs after (months)"),
+        "held_job_hours": _l("Held print jobs wait (hours)"),
     }
     column_formatters = {
         "anonymise_after_months": lambda view, context, model, name: (
             labels.number(model.anonymise_after_months) if model.anonymise_after_months else _("Never")
-        )
+        ),
+        "held_job_hours": lambda view, context, model, name: labels.number(model.held_job_hours),
     }
     column_searchable_list = ("customer.name",)
 
@@ -880,6 +904,7 @@ class SettingsView(AccountingView):
             {
                 "hide_document_names": bool(form.hide_document_names.data),
                 "anonymise_after_months": (form.anonymise_after_months.data or "").strip() or None,
+                "held_job_hours": (form.held_job_hours.data or "").strip() or None,
             },
         )
 

@@ -1,5 +1,6 @@
 """Device accounting demo data: cost centers, print users with cards and PINs, quotas, price lists and three months of
-jobs at the devices of Studio Legale Bianchi and Farmacia San Marco, so the reports have something to show."""
+jobs at the devices of Studio Legale Bianchi and Farmacia San Marco, so the reports have something to show; and Studio
+Bianchi's print server with a few held jobs waiting (one about to expire)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,24 @@ from modules.device_accounting import (
     cost_centers,
     customer_settings,
     directory,
+    held_jobs,
     operations,
     pricing,
+    print_servers,
     privacy,
     quotas,
     rollups,
     users,
 )
-from modules.device_accounting.models import LedgerEntry, PriceList, PrintUser, Quota, Refund, Transaction
+from modules.device_accounting.models import (
+    LedgerEntry,
+    PriceList,
+    PrintServer,
+    PrintUser,
+    Quota,
+    Refund,
+    Transaction,
+)
 from modules.device_accounting.privileges import effective_privileges
 from modules.rentals.models import Device
 
@@ -455,6 +466,95 @@ def _extras(customer: Partner, people: dict, quotas_made: dict) -> None:
             operations.refund(jam, jam.cost, "Inceppamento carta: stampa da ripetere", admin)
 
 
+# Studio Bianchi's CUPS server with the secure print queue: a CUPS user that is not a username, a queue on its device,
+# and the jobs waiting (CUPS user, title, pages, copies, colour, duplex, minutes ago). The studio hides document
+# names, so the titles are dropped when the jobs are held.
+PRINT_SERVER = {
+    "customer": "Studio Legale Bianchi",
+    "name": "Server di stampa studio",
+    "users": {"anna": "abianchi"},
+    "queues": {"Stampa-sicura": "VCF1234567"},
+    "jobs": [
+        ("anna", "Atto di citazione Rossi.pdf", 6, 1, False, True, 25),
+        ("lferri", "Memoria difensiva.pdf", 14, 2, False, True, 70),
+        ("rmarino", "Verbale assemblea condominio.pdf", 3, 1, True, False, 5),
+    ],
+    # Sent this many minutes before the customer's held-job hours run out: it expires soon after the demo loads.
+    "expiring": ("anna", "Parcella 2026-118.pdf", 2, 1, False, False),
+    "expiring_minutes_left": 15,
+    "delegates": {"abianchi": ["rmarino"]},
+}
+
+
+def demo_pdf(pages: int, text: str) -> bytes:
+    """A small real PDF of `pages` A4 pages, each with one line of text: what a CUPS server would send."""
+    line = text.encode("latin-1", "replace").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    kids = []
+    for page in range(pages):
+        content = b"BT /F1 18 Tf 72 770 Td (" + line + b" - " + str(page + 1).encode() + b") Tj ET"
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>" % len(objects)
+        )
+        kids.append(b"%d 0 R" % len(objects))
+    objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % pages
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _held_jobs(customers: dict[str, Partner], now: dt.datetime) -> None:
+    """The print server with its mappings and the held jobs; a second load finds them (server name, job keys)."""
+    spec = PRINT_SERVER
+    customer = customers.get(spec["customer"])
+    if customer is None:
+        return
+    server = db.session.scalar(
+        sa.select(PrintServer).where(PrintServer.customer_id == customer.id, PrintServer.name == spec["name"])
+    )
+    if server is None:
+        server, _token = print_servers.create_print_server(customer.id, spec["name"])  # nobody needs its token
+    for cups_user, username in spec["users"].items():
+        user = users.find_by_username(customer.id, username)
+        if user is not None and all(mapped.cups_user != cups_user for mapped in server.users):
+            print_servers.map_user(server, cups_user, user.id)
+    for queue, serial in spec["queues"].items():
+        device = db.session.scalar(sa.select(Device).where(Device.serial == serial))
+        installed = device is not None and operations.customer_of_device(device.id, now) == customer.id
+        if installed and all(mapped.queue != queue for mapped in server.printers):
+            print_servers.map_printer(server, queue, device.id)
+    hours = customer_settings.settings_of(customer.id).held_job_hours
+    waiting = [(job, now - dt.timedelta(minutes=job[-1])) for job in spec["jobs"]]
+    sent = now - dt.timedelta(hours=hours) + dt.timedelta(minutes=spec["expiring_minutes_left"])
+    waiting.append(((*spec["expiring"], 0), sent))
+    for number, ((cups_user, title, pages, copies, color, duplex, _ago), at) in enumerate(waiting, start=1):
+        held_jobs.submit_held_job(
+            server,
+            cups_user,
+            demo_pdf(pages, title),
+            title=title,
+            copies=copies,
+            color=color,
+            duplex=duplex,
+            submission_key=f"demo:{server.id}:{number}",
+            now=at.astimezone(dt.UTC),
+        )
+    for owner, delegates in spec["delegates"].items():
+        user = users.find_by_username(customer.id, owner)
+        chosen = [found.id for name in delegates if (found := users.find_by_username(customer.id, name))]
+        if user is not None and chosen:
+            held_jobs.set_delegates(user, chosen)
+
+
 def load_demo() -> None:
     """Idempotent: what exists is left alone, jobs already stored (same device and number) are not recorded again.
     Jobs before this month are recorded before the quotas exist, so each balance holds this month's jobs only."""
@@ -489,4 +589,5 @@ def load_demo() -> None:
         made = _quotas(spec, customer, centers, people)
         _record([job for job in jobs if job["ended_at"].date() >= month])
         _extras(customer, people, made)
+    _held_jobs(customers, now)
     db.session.commit()

@@ -1,4 +1,4 @@
-"""Device accounting's periodic jobs: quota periods, directory syncs, anonymisation and the monthly reports."""
+"""Device accounting's periodic jobs: quota periods, directory syncs, anonymisation, reports, held jobs, page logs."""
 
 from __future__ import annotations
 
@@ -46,3 +46,18 @@ def send_monthly_reports() -> None:
 
     send_due(clock.today())
     db.session.commit()
+
+
+def expire_held_jobs() -> None:
+    """Periodic job: held print jobs past their customer's hours expire and their documents are deleted, committed."""
+    from modules.device_accounting.held_jobs import expire_held_jobs as expire
+
+    expire()
+    db.session.commit()
+
+
+def import_page_logs() -> None:
+    """Periodic job: import the CUPS page logs of the print servers that name one (page_log.py commits each)."""
+    from modules.device_accounting.page_log import import_configured_logs
+
+    import_configured_logs()

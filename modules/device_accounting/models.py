@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Table,
@@ -39,6 +40,7 @@ JOB_STATUSES = ("done", "failed", "cancelled")
 QUOTA_PERIODS = ("monthly", "weekly")
 QUOTA_MODES = ("reset", "rollover")
 LEDGER_KINDS = ("opening", "charge", "refund", "adjustment")
+HELD_JOB_STATES = ("held", "released", "deleted", "expired")
 
 # Money: prices per side keep 6 places, costs and balances 4 (the rules); invoice amounts round to 0.01 later.
 PRICE = Numeric(14, 6)
@@ -69,11 +71,14 @@ class AccountingSettings(db.Model):
     hide_document_names: Mapped[bool] = mapped_column(Boolean, default=False)
     # Transactions older than this many months lose their user and document name; None keeps them.
     anonymise_after_months: Mapped[int | None] = mapped_column(Integer)
+    # Hours a held print job waits for its release before it expires (and its document is deleted).
+    held_job_hours: Mapped[int] = mapped_column(Integer, default=4, server_default="4")
 
     customer: Mapped[Partner] = relationship()
 
     __table_args__ = (
         CheckConstraint("anonymise_after_months IS NULL OR anonymise_after_months > 0", name="anonymise_positive"),
+        CheckConstraint("held_job_hours > 0", name="held_job_hours_positive"),
     )
 
 
@@ -581,3 +586,194 @@ class ChargebackBilled(db.Model):
     paper_size: Mapped[str] = mapped_column(String(10))
     sides: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PrintServer(db.Model):
+    """A customer's CUPS print server: submits held jobs with its token and has its page log imported."""
+
+    __tablename__ = "device_accounting_print_server"
+    __audited__ = True
+    __audit_secret__ = ("token_digest",)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("core_partner.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # SHA-256 hex of the token (shown once, at creation or rotation); token_hint: its last characters, to tell apart.
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hint: Mapped[str] = mapped_column(String(8))
+    # The CUPS page_log the scheduled import reads; None imports only on demand.
+    page_log_path: Mapped[str | None] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    customer: Mapped[Partner] = relationship()
+    users: Mapped[list[PrintServerUser]] = relationship(
+        back_populates="print_server", cascade="all, delete-orphan", order_by="PrintServerUser.cups_user"
+    )
+    printers: Mapped[list[PrintServerPrinter]] = relationship(
+        back_populates="print_server", cascade="all, delete-orphan", order_by="PrintServerPrinter.queue"
+    )
+
+    __table_args__ = (UniqueConstraint("customer_id", "name"),)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PrintServerUser(db.Model):
+    """A CUPS user name mapped to a print user; a CUPS user without a row is the print user of the same username."""
+
+    __tablename__ = "device_accounting_print_server_user"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    print_server_id: Mapped[int] = mapped_column(
+        ForeignKey("device_accounting_print_server.id", ondelete="CASCADE"), index=True
+    )
+    cups_user: Mapped[str] = mapped_column(String(100))
+    print_user_id: Mapped[int] = mapped_column(ForeignKey("device_accounting_user.id", ondelete="CASCADE"), index=True)
+
+    print_server: Mapped[PrintServer] = relationship(back_populates="users")
+    print_user: Mapped[PrintUser] = relationship()
+
+    __table_args__ = (UniqueConstraint("print_server_id", "cups_user"),)
+
+
+class PrintServerPrinter(db.Model):
+    """A CUPS queue of a print server and the device its page-log jobs are charged at."""
+
+    __tablename__ = "device_accounting_print_server_printer"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    print_server_id: Mapped[int] = mapped_column(
+        ForeignKey("device_accounting_print_server.id", ondelete="CASCADE"), index=True
+    )
+    queue: Mapped[str] = mapped_column(String(127))
+    device_id: Mapped[int] = mapped_column(ForeignKey("rentals_device.id", ondelete="CASCADE"), index=True)
+
+    print_server: Mapped[PrintServer] = relationship(back_populates="printers")
+    device: Mapped[Device] = relationship()
+
+    __table_args__ = (UniqueConstraint("print_server_id", "queue"),)
+
+
+class HeldJob(db.Model):
+    """A print job held until its user (or a delegate) releases it at a device of the customer, or it expires."""
+
+    __tablename__ = "device_accounting_held_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("core_partner.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("device_accounting_user.id", ondelete="CASCADE"))
+    print_server_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_accounting_print_server.id", ondelete="SET NULL"), index=True
+    )
+    # Print server id + CUPS job id + job-uuid: a retried submission finds the job it already stored.
+    submission_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # None when the customer hides document names.
+    title: Mapped[str | None] = mapped_column(String(500))
+    pages: Mapped[int] = mapped_column(Integer)
+    copies: Mapped[int] = mapped_column(Integer, default=1)
+    color: Mapped[bool] = mapped_column(Boolean, default=False)
+    duplex: Mapped[bool] = mapped_column(Boolean, default=False)
+    paper_size: Mapped[str] = mapped_column(String(10), default="A4")
+    estimated_cost: Mapped[Decimal] = mapped_column(MONEY4)
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    state: Mapped[str] = mapped_column(String(10), default="held")
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    released_device_id: Mapped[int | None] = mapped_column(ForeignKey("rentals_device.id", ondelete="SET NULL"))
+    # The delegate who released it (None when the owner did).
+    released_by_id: Mapped[int | None] = mapped_column(ForeignKey("device_accounting_user.id", ondelete="SET NULL"))
+    transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_accounting_transaction.id", ondelete="SET NULL")
+    )
+    document_size: Mapped[int] = mapped_column(Integer)
+    # SHA-256 hex of the plain document: the device checks what it fetched.
+    document_digest: Mapped[str] = mapped_column(String(64))
+    mime_type: Mapped[str] = mapped_column(String(60), default="application/pdf")
+
+    customer: Mapped[Partner] = relationship()
+    user: Mapped[PrintUser] = relationship(foreign_keys=[user_id])
+    print_server: Mapped[PrintServer | None] = relationship()
+    released_device: Mapped[Device | None] = relationship()
+    released_by: Mapped[PrintUser | None] = relationship(foreign_keys=[released_by_id])
+    transaction: Mapped[Transaction | None] = relationship()
+
+    __table_args__ = (
+        Index("ix_device_accounting_held_job_customer_state", "customer_id", "state"),
+        Index("ix_device_accounting_held_job_user_state", "user_id", "state"),
+        CheckConstraint(_in("state", HELD_JOB_STATES), name="state_known"),
+        CheckConstraint(_in("paper_size", PAPER_SIZES), name="paper_size_known"),
+        CheckConstraint("pages > 0 AND copies > 0", name="counts_positive"),
+        CheckConstraint("estimated_cost >= 0", name="cost_not_negative"),
+    )
+
+    def __str__(self) -> str:
+        return self.title or f"#{self.id}"
+
+
+class HeldDocument(db.Model):
+    """A held job's document, sealed (core.crypto.seal_bytes, purpose "held documents"); removed once it ends."""
+
+    __tablename__ = "device_accounting_held_document"
+
+    held_job_id: Mapped[int] = mapped_column(
+        ForeignKey("device_accounting_held_job.id", ondelete="CASCADE"), primary_key=True
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PrintDelegate(db.Model):
+    """`delegate` may release the held jobs of `owner` (a print user of the same customer)."""
+
+    __tablename__ = "device_accounting_print_delegate"
+    __audited__ = True
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("device_accounting_user.id", ondelete="CASCADE"))
+    delegate_id: Mapped[int] = mapped_column(ForeignKey("device_accounting_user.id", ondelete="CASCADE"), index=True)
+
+    owner: Mapped[PrintUser] = relationship(foreign_keys=[owner_id])
+    delegate: Mapped[PrintUser] = relationship(foreign_keys=[delegate_id])
+
+    __table_args__ = (
+        UniqueConstraint("owner_id", "delegate_id"),
+        CheckConstraint("owner_id <> delegate_id", name="not_self"),
+    )
+
+
+class PageLogCursor(db.Model):
+    """How far a print server's page log file has been read; a rotated or replaced file starts again at 0."""
+
+    __tablename__ = "device_accounting_page_log_cursor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    print_server_id: Mapped[int] = mapped_column(ForeignKey("device_accounting_print_server.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(500))
+    inode: Mapped[int | None] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    # SHA-256 hex of the file's first line.
+    head_digest: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("print_server_id", "path"),)
+
+
+class PageLogJob(db.Model):
+    """A job read from a page log, once per (server, queue, CUPS job id, time): a line read twice adds nothing."""
+
+    __tablename__ = "device_accounting_page_log_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    print_server_id: Mapped[int] = mapped_column(ForeignKey("device_accounting_print_server.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(127))
+    cups_job_id: Mapped[int] = mapped_column(Integer)
+    job_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    user_name: Mapped[str] = mapped_column(String(100))
+    transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_accounting_transaction.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (UniqueConstraint("print_server_id", "queue", "cups_job_id", "job_time"),)

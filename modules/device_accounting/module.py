@@ -7,9 +7,11 @@ def setup(ctx: ModuleContext) -> None:
     from modules.device_accounting import (
         admin,
         api,
+        api_held_jobs,
         api_operations,
         api_reports,
         billing,
+        cli,
         demo,
         jobs,
         licence_usage,
@@ -22,6 +24,7 @@ def setup(ctx: ModuleContext) -> None:
     admin.register(ctx)
     api.register(ctx)
     api_operations.register(ctx)
+    api_held_jobs.register(ctx)
     api_reports.register(ctx)
     portal.register(ctx)
     billing.register(ctx)
@@ -32,4 +35,7 @@ def setup(ctx: ModuleContext) -> None:
     ctx.add_periodic_job(jobs.sync_directories, "15 * * * *")
     ctx.add_periodic_job(jobs.anonymise_transactions, "40 3 * * *")
     ctx.add_periodic_job(jobs.send_monthly_reports, "0 7 1 * *")
+    ctx.add_periodic_job(jobs.expire_held_jobs, "*/10 * * * *")
+    ctx.add_periodic_job(jobs.import_page_logs, "*/15 * * * *")
     ctx.add_demo_data(demo.load_demo)
+    ctx.add_cli_group(cli.device_accounting)  # install-cups-backend, import-page-log

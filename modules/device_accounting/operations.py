@@ -43,7 +43,10 @@ PIN_WINDOW = dt.timedelta(minutes=15)
 PIN_LOCK = dt.timedelta(minutes=15)
 # Sides of one job: beyond ten million it is a broken counter, not a job.
 MAX_SIDES = 10_000_000
-MAX_DEVICE_SEQ = 2**63 - 1
+# A device's own job numbers (API, collector) stay below 2**62; the numbers above are the print servers' page-log
+# jobs (page_log.py), which the same record path stores.
+MAX_DEVICE_SEQ = 2**62 - 1
+MAX_STORED_SEQ = 2**63 - 1
 MIN_YEAR, MAX_YEAR = 1990, 2199
 TEXT_LIMIT = 500
 
@@ -560,7 +563,7 @@ def _document_name(customer_id: int, value: Any, finder: Finder = FINDER) -> str
 def transaction_key(check: Checker, data: dict) -> tuple[int | None, int | None]:
     """The (device id, device sequence number) a job is stored once under; None for a malformed one (failed)."""
     device_number = check.integer("device_id", data.get("device_id"), 1, MAX_PAGES)
-    device_seq = check.integer("device_seq", data.get("device_seq"), 0, MAX_DEVICE_SEQ)
+    device_seq = check.integer("device_seq", data.get("device_seq"), 0, MAX_STORED_SEQ)
     return device_number, device_seq
 
 
@@ -600,7 +603,7 @@ def check_job(check: Checker, data: dict, now: dt.datetime, finder: Finder = FIN
     values = {
         "customer_id": customer_id,
         "device_id": device_id,
-        "device_seq": check.integer("device_seq", data.get("device_seq"), 0, MAX_DEVICE_SEQ),
+        "device_seq": check.integer("device_seq", data.get("device_seq"), 0, MAX_STORED_SEQ),
         "user_id": user.id if user else None,
         "cost_center_id": center.id if center else None,
         "sheets": sheets,

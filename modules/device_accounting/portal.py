@@ -1,4 +1,5 @@
-"""Print accounting in the customer portal: the customer admin's users, cards, quotas, cost centers and reports."""
+"""Print accounting in the customer portal: the customer admin's users, cards, quotas, cost centers and reports; a
+user's own jobs, held print jobs (delete) and the colleagues who may release them."""
 
 from __future__ import annotations
 
@@ -39,13 +40,15 @@ from core.i18n import parse_whole_number
 from core.labels import enum_label
 from core.portal import portal_view, register_portal_link
 from core.validation import ValidationError
-from modules.device_accounting import cost_centers, operations, quotas, reports, users
+from modules.device_accounting import cost_centers, held_jobs, operations, quotas, reports, users
 from modules.device_accounting.models import (
     QUOTA_MODES,
     QUOTA_PERIODS,
     Balance,
     Card,
     CostCenter,
+    HeldJob,
+    PrintDelegate,
     PrintUser,
     Quota,
     Refund,
@@ -96,7 +99,7 @@ def register(ctx: ModuleContext) -> None:
         _l("My print jobs"),
         icon="document",
         permission=MINE,
-        description=_l("Your balance, your quota and your latest copies and prints."),
+        description=_l("Your balance, your quota, your prints waiting for release and your latest copies and prints."),
         order=45,
     )
 
@@ -940,6 +943,46 @@ def my_print_user() -> PrintUser | None:
     return db.session.scalars(query.order_by(PrintUser.active.desc(), PrintUser.id)).first()
 
 
+def _held_of(user: PrintUser) -> list[HeldJob]:
+    """The user's held jobs still waiting for their release, the soonest to expire first."""
+    return list(
+        db.session.scalars(
+            customer_scoped(sa.select(HeldJob), HeldJob.customer_id)
+            .where(HeldJob.user_id == user.id, HeldJob.state == "held", HeldJob.expires_at > utcnow())
+            .order_by(HeldJob.expires_at, HeldJob.id)
+            .limit(MY_JOBS_LIMIT)
+        )
+    )
+
+
+def _colleagues(user: PrintUser) -> list[PrintUser]:
+    """The active print users of the user's customer who could release their jobs, by name."""
+    found = db.session.scalars(
+        customer_scoped(sa.select(PrintUser), PrintUser.customer_id).where(
+            PrintUser.customer_id == user.customer_id, PrintUser.active.is_(True), PrintUser.id != user.id
+        )
+    ).all()
+    return sorted(found, key=lambda person: (person.full_name or person.username).casefold())
+
+
+def _delegations(user: PrintUser) -> tuple[set[int], list[str]]:
+    """Who may release this user's jobs (their ids), and whose jobs this user may release (their names)."""
+    allowed = set(db.session.scalars(sa.select(PrintDelegate.delegate_id).where(PrintDelegate.owner_id == user.id)))
+    owners = db.session.scalars(
+        sa.select(PrintUser)
+        .join(PrintDelegate, PrintDelegate.owner_id == PrintUser.id)
+        .where(PrintDelegate.delegate_id == user.id, PrintUser.customer_id == user.customer_id)
+    ).all()
+    return allowed, sorted((person.full_name or person.username for person in owners), key=str.casefold)
+
+
+def _mine_or_404() -> PrintUser:
+    user = my_print_user()
+    if user is None:
+        abort(404)
+    return user
+
+
 @bp.route("/my/")
 @portal_view(MINE)
 def my_jobs():
@@ -947,7 +990,14 @@ def my_jobs():
     user = my_print_user()
     quota = balance = None
     jobs: list[Transaction] = []
+    held: list[HeldJob] = []
+    colleagues: list[PrintUser] = []
+    allowed: set[int] = set()
+    owners: list[str] = []
     if user is not None:
+        held = _held_of(user)
+        colleagues = _colleagues(user)
+        allowed, owners = _delegations(user)
         quota = db.session.scalar(sa.select(Quota).where(Quota.user_id == user.id))
         balance = quotas.current_balance(quota) if quota is not None else None
         jobs = list(
@@ -961,7 +1011,56 @@ def my_jobs():
         )
         customer_cost_centers(user.customer_id)
     page = render_template(
-        "device_accounting/portal/my_jobs.html", print_user=user, quota=quota, balance=balance, jobs=jobs
+        "device_accounting/portal/my_jobs.html",
+        print_user=user,
+        quota=quota,
+        balance=balance,
+        jobs=jobs,
+        held=held,
+        colleagues=colleagues,
+        allowed=allowed,
+        owners=owners,
     )
     _after_read()
     return page
+
+
+@bp.route(f"/my/held/<{ID}:job_id>/delete", methods=("POST",))
+@portal_view(MINE)
+def held_delete(job_id: int):
+    """Delete one of the user's own held jobs; someone else's, or another customer's, answers 404."""
+    job = get_scoped_or_404(HeldJob, job_id, HeldJob.customer_id)
+    user = _mine_or_404()
+    if job.user_id != user.id:
+        abort(404)
+    title = job.title
+    try:
+        held_jobs.delete_held_job(job.id, user)
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(exc.messages(), "error")
+    else:
+        db.session.commit()
+        if title:
+            _flash_saved(_("%(title)s is deleted: it will not be printed.", title=title))
+        else:
+            _flash_saved(_("The held job is deleted: it will not be printed."))
+    return redirect(url_for(".my_jobs"))
+
+
+@bp.route("/my/delegates", methods=("POST",))
+@portal_view(MINE)
+def my_delegates():
+    """Who may release the user's held jobs at a device (colleagues of the same customer)."""
+    customer_or_404()
+    user = _mine_or_404()
+    wanted = [ident for text in request.form.getlist("delegate") if (ident := typed_id(text)) is not None]
+    try:
+        held_jobs.set_delegates(user, wanted)
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(exc.messages(), "error")
+    else:
+        db.session.commit()
+        _flash_saved(_("Saved: who may release your held jobs."))
+    return redirect(url_for(".my_jobs"))

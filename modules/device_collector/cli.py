@@ -1,4 +1,5 @@
-"""`flask device-collector`: run the collector; `ca` shows the device CA, `simulate` plays simulated devices."""
+"""`flask device-collector`: run the collector; `ca` shows the device CA, `simulate` plays simulated devices (and
+releases held print jobs with --release-held)."""
 
 from __future__ import annotations
 
@@ -118,12 +119,36 @@ def show_ca() -> None:
 @click.option("--jobs", default=100, show_default=True, help="Jobs in all, spread over the devices.")
 @click.option("--offline-every", default=0, show_default=True, help="Each device goes offline every K jobs (0: never).")
 @click.option("--seed", default=0, show_default=True, help="Random seed: the same seed plays the same sessions.")
-def simulate(host: str, port: int, devices: int, users: int, jobs: int, offline_every: int, seed: int) -> None:
+@click.option(
+    "--release-held",
+    type=click.IntRange(0),
+    default=None,
+    metavar="N",
+    help="Hold N print jobs (generated PDFs) for the simulated users, then have them release every held job of "
+    "theirs at the devices: list, fetch every chunk, check the digest, report the print (0: only those already held).",
+)
+def simulate(
+    host: str,
+    port: int,
+    devices: int,
+    users: int,
+    jobs: int,
+    offline_every: int,
+    seed: int,
+    release_held: int | None,
+) -> None:
     """Enrol simulated devices and play realistic sessions against a running collector."""
     from modules.device_collector import simulator
 
     report = simulator.run_simulation(
-        host=host, port=port, devices=devices, users=users, jobs=jobs, offline_every=offline_every, seed=seed
+        host=host,
+        port=port,
+        devices=devices,
+        users=users,
+        jobs=jobs,
+        offline_every=offline_every,
+        seed=seed,
+        release_held=release_held,
     )
     for line in report.as_lines():
         click.echo(line)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -19,9 +22,9 @@ from core import clock
 from core.db import db, utcnow
 from core.models import Partner
 from core.validation import ValidationError
-from modules.device_accounting import ingest, operations, users
+from modules.device_accounting import held_jobs, ingest, operations, users
 from modules.device_accounting.customer_settings import settings_of
-from modules.device_accounting.models import PrintUser
+from modules.device_accounting.models import HeldJob, PrintUser, Transaction
 from modules.device_collector import enrolment, pki
 from modules.device_collector.models import LOGIN_METHODS, CollectorDevice, RefusedTransaction
 from modules.device_collector.protocol import MAX_BATCH, MAX_FRAME, SUPPORTED_VERSIONS, DeviceSession, ProtocolError
@@ -32,6 +35,11 @@ from modules.rentals.devices import normalize_serial
 DEFAULT_IDLE_TIMEOUT = 60.0
 # last_seen_at is written at most this often per connection (a heartbeat every few seconds is not a write each).
 SEEN_EVERY = dt.timedelta(minutes=1)
+# Bytes of a held document in one RELEASE reply: base64 writes 4 characters for 3 bytes, so a chunk's frame
+# (699,052 characters of data and a few hundred of envelope) stays well within MAX_FRAME.
+RELEASE_CHUNK = 512 * 1024
+# Held jobs in one HELD_JOBS reply (the oldest; `more` tells there are others): titles of 500 characters fit too.
+HELD_JOBS_LISTED = 200
 
 
 def handle(session: DeviceSession, type_: str, body: dict) -> dict:
@@ -250,6 +258,9 @@ def _claimed_user(session: DeviceSession, body: dict) -> PrintUser | None:
 def _identify(session: DeviceSession, body: dict) -> dict:
     collector = _collector(session)
     _seen(session, collector)
+    # Whoever identified before is gone from the panel: only a new success names the user of the held jobs.
+    session.extra.pop("identified_user_id", None)
+    session.extra.pop("release", None)
     given = [method for method, key in (("card", "card"), ("pin", "pin"), ("password", "password")) if key in body]
     if len(given) == 1 and given[0] not in _login_methods(collector):
         return {
@@ -275,6 +286,7 @@ def _identify(session: DeviceSession, body: dict) -> dict:
             if (message := _not_installed(error)) is not None:
                 return {"identified": False, "reason": "device_not_installed", "message": message}
             raise
+    session.extra["identified_user_id"] = found.user.id
     return {"identified": True, **_plain(found.as_dict())}
 
 
@@ -333,13 +345,15 @@ def _txn(session: DeviceSession, body: dict) -> dict:
     results = ingest.record_batch(session.device_id, items)
     _keep_refused(session.collector_device_id, items, results)
     replies = []
-    for result in results:
+    for item, result in zip(items, results, strict=True):
         reply: dict[str, Any] = {"device_seq": result.device_seq, "status": result.status}
         if result.transaction_id is not None:
             reply["transaction_id"] = result.transaction_id
             reply["cost"] = _money(result.cost)
         if result.errors:
             reply["errors"] = dict(result.errors)
+        if item.get("held_job_id") is not None:
+            reply["held_job"] = _released_by_txn(session, item["held_job_id"], result)
         replies.append(reply)
     counts = {status: sum(result.status == status for result in results) for status in ("stored", "duplicate")}
     return {
@@ -358,6 +372,193 @@ def _counters(session: DeviceSession, body: dict) -> dict:
     return {"reading_id": recorded.reading.id, "status": recorded.reading.status, "warnings": list(recorded.warnings)}
 
 
+# --- held print jobs: HELD_JOBS, RELEASE, DELETE -----------------------------------------------------------------
+
+
+@dataclass
+class _OpenRelease:
+    """The document a RELEASE is streaming on this connection (session.extra["release"]): checked and unsealed once,
+    at its first chunk; dropped after its last chunk, at the next IDENTIFY, or when another job is asked for."""
+
+    job_id: int
+    user_id: int
+    document: bytes
+    digest: str
+    mime_type: str
+
+
+def _identified_user(session: DeviceSession) -> PrintUser:
+    """The print user the last IDENTIFY of this connection found: the held jobs are theirs to see and release."""
+    user_id = session.extra.get("identified_user_id")
+    user = db.session.get(PrintUser, user_id) if user_id is not None else None
+    if user is None:
+        raise ProtocolError("identify_required", _("Identify the user at the panel (IDENTIFY) first."))
+    return user
+
+
+def _device_customer(session: DeviceSession) -> int | None:
+    return operations.customer_of_device(session.device_id, utcnow())
+
+
+def _unknown_job() -> str:
+    return _("This held job does not exist or cannot be printed at this device.")
+
+
+def _held_refusal(
+    session: DeviceSession, user: PrintUser, job_id: int, error: ValidationError, *, owner_only: bool = False
+) -> tuple[str, str]:
+    """(reason, message) for a refusal of held_jobs (its message, in the user's language): `reason`, for the
+    device's logic, is read from the job. A job of another customer (or none) is "job_unknown" whatever held_jobs
+    said: the device learns nothing of it. `owner_only`: a delegate may not do it (DELETE)."""
+    customer_id = _device_customer(session)
+    if customer_id is None:
+        return "device_not_installed", _("This device is not installed at a customer.")
+    if "quota" in error.errors:
+        return "quota_exceeded", error.errors["quota"]
+    job = db.session.get(HeldJob, job_id)
+    if job is None or job.customer_id != customer_id or user.customer_id != customer_id:
+        return "job_unknown", _unknown_job()
+    message = error.errors.get("job") or error.messages()
+    if job.user_id != user.id and (owner_only or not held_jobs.may_release_for(user, job.user_id)):
+        return "not_yours", message
+    if job.state == "expired" or (job.state == "held" and clock.as_utc(job.expires_at) <= utcnow()):
+        return "expired", message
+    if job.state != "held":
+        return "not_held", message
+    if not job.user.active:
+        return "user_disabled", message
+    return "not_allowed", message  # the owner's privileges forbid it (colour, sides, ...)
+
+
+def _listed(job: HeldJob, user: PrintUser) -> dict[str, Any]:
+    owner = None
+    if job.user_id != user.id:
+        owner = {"id": job.user.id, "username": job.user.username, "full_name": job.user.full_name}
+    return {
+        "id": job.id,
+        "title": job.title,
+        "pages": job.pages,
+        "copies": job.copies,
+        "color": job.color,
+        "duplex": job.duplex,
+        "paper_size": job.paper_size,
+        "size": job.document_size,
+        "mime_type": job.mime_type,
+        "submitted_at": _moment(job.submitted_at),
+        "expires_at": _moment(job.expires_at),
+        "estimated_cost": _money(job.estimated_cost),
+        "owner": owner,
+    }
+
+
+def _held_jobs(session: DeviceSession, body: dict) -> dict:
+    _seen(session)
+    user = _identified_user(session)
+    jobs = held_jobs.releasable_jobs(user, session.device_id)
+    return {"jobs": [_listed(job, user) for job in jobs[:HELD_JOBS_LISTED]], "more": len(jobs) > HELD_JOBS_LISTED}
+
+
+def _still_held(session: DeviceSession, job_id: int) -> tuple[str, str] | None:
+    """None while the job being streamed is held; else (reason, message): deleted or expired meanwhile."""
+    state = db.session.scalar(sa.select(HeldJob.state).where(HeldJob.id == job_id))
+    if state == "held":
+        return None
+    if state == "expired":
+        return "expired", _("This held job has expired: its document was deleted.")
+    if state is None:
+        return "job_unknown", _unknown_job()
+    return "not_held", _("This held job is no longer waiting: it was printed or deleted.")
+
+
+def _release(session: DeviceSession, body: dict) -> dict:
+    _seen(session)
+    user = _identified_user(session)
+    job_id, offset = body["job_id"], body["offset"]
+    current: _OpenRelease | None = session.extra.get("release")
+    with _user_locale(session, user):
+        if offset == 0 or current is None or (current.job_id, current.user_id) != (job_id, user.id):
+            # The first chunk (or the first on this connection): every check of a release, nothing changed.
+            session.extra.pop("release", None)
+            try:
+                opened = held_jobs.open_release(job_id, user, session.device_id)
+            except ValidationError as error:
+                reason, message = _held_refusal(session, user, job_id, error)
+                return {"allowed": False, "reason": reason, "message": message}
+            current = _OpenRelease(job_id, user.id, opened.document, opened.digest, opened.job.mime_type)
+            # Who released it, for the TXN that reports the print (charged to the owner, whose quota was checked).
+            session.extra.setdefault("releasers", {})[job_id] = user.id
+        elif (gone := _still_held(session, job_id)) is not None:
+            session.extra.pop("release", None)
+            return {"allowed": False, "reason": gone[0], "message": gone[1]}
+        size = len(current.document)
+        if offset >= size:
+            session.extra.pop("release", None)
+            message = _("The document has %(size)d bytes: the offset must be below that.", size=size)
+            raise ProtocolError("invalid_message", message, fields={"offset": message})
+    chunk = current.document[offset : offset + RELEASE_CHUNK]
+    last = offset + len(chunk) >= size
+    if last:
+        session.extra.pop("release", None)
+    else:
+        session.extra["release"] = current
+    return {
+        "allowed": True,
+        "job_id": job_id,
+        "offset": offset,
+        "length": len(chunk),
+        "size": size,
+        "digest": current.digest,
+        "mime_type": current.mime_type,
+        "data": base64.b64encode(chunk).decode("ascii"),
+        "last": last,
+    }
+
+
+def _delete(session: DeviceSession, body: dict) -> dict:
+    _seen(session)
+    user = _identified_user(session)
+    job_id = body["job_id"]
+    with _user_locale(session, user):
+        job = db.session.get(HeldJob, job_id)
+        if job is None or job.customer_id != _device_customer(session):
+            return {"deleted": False, "reason": "job_unknown", "message": _unknown_job()}
+        try:
+            held_jobs.delete_held_job(job_id, user)
+        except ValidationError as error:
+            reason, message = _held_refusal(session, user, job_id, error, owner_only=True)
+            return {"deleted": False, "reason": reason, "message": message}
+    current = session.extra.get("release")
+    if current is not None and current.job_id == job_id:
+        session.extra.pop("release", None)
+    return {"deleted": True, "job_id": job_id}
+
+
+def _released_by_txn(session: DeviceSession, job_id: int, result: ingest.ItemResult) -> dict[str, Any]:
+    """Mark the held job a TXN item printed as released by its stored transaction (again for a duplicate: the same
+    transaction, so nothing changes). The job printed: a job that cannot be marked never refuses its transaction.
+    Released by the user who fetched it on this connection (a delegate, maybe), else by the transaction's user."""
+    answer: dict[str, Any] = {"id": job_id, "released": False}
+    if result.status == "refused" or result.transaction_id is None:
+        answer["message"] = _("The job stays held: its transaction was refused.")
+        return answer
+    transaction = db.session.get(Transaction, result.transaction_id)
+    releaser_id = session.extra.get("releasers", {}).get(job_id)
+    user = db.session.get(PrintUser, releaser_id) if releaser_id is not None else None
+    user = user or (transaction.user if transaction is not None else None)
+    if user is None:
+        answer["message"] = _("A held job is released by a user: send the user_id of its owner.")
+        return answer
+    try:
+        with db.session.begin_nested():
+            held_jobs.mark_released(job_id, session.device_id, user, transaction)
+    except ValidationError as error:
+        answer["message"] = error.messages()
+        return answer
+    session.extra.get("releasers", {}).pop(job_id, None)
+    answer["released"] = True
+    return answer
+
+
 HANDLERS: dict[str, Callable[[DeviceSession, dict], dict]] = {
     "ENROL": _enrol,
     "RENEW": _renew,
@@ -367,4 +568,7 @@ HANDLERS: dict[str, Callable[[DeviceSession, dict], dict]] = {
     "TXN": _txn,
     "COUNTERS": _counters,
     "HEARTBEAT": _heartbeat,
+    "HELD_JOBS": _held_jobs,
+    "RELEASE": _release,
+    "DELETE": _delete,
 }

@@ -28,6 +28,7 @@ ERROR_CODES: dict[str, bool] = {
     "unknown_message": False,
     "invalid_message": False,  # the body breaks the message's schema or the domain's checks (`fields`)
     "hello_required": False,  # the first message of an enrolled device's connection must be HELLO
+    "identify_required": False,  # HELD_JOBS, RELEASE, DELETE: no print user identified on this connection
     "not_enrolled": True,  # no client certificate, or one this installation never issued
     "revoked": True,  # the device or its certificate is revoked
     "certificate_expired": True,

@@ -39,9 +39,9 @@ REFUSING_MAX = 64  # connections refused with an ERROR frame at once; beyond, th
 # A stream's buffer holds a whole frame without pausing the socket.
 READER_LIMIT = protocol.HEADER_SIZE + protocol.MAX_FRAME + 64 * 1024
 LISTEN_BACKLOG = 1024
-# Requests that may take a while (a batch of MAX_BATCH jobs, certificate signing) get their own threads, so logins
-# and authorisations never queue behind them.
-BULK_TYPES = frozenset({"TXN", "COUNTERS", "ENROL", "RENEW"})
+# Requests that may take a while (a batch of MAX_BATCH jobs, certificate signing, a held document unsealed and sent
+# in chunks) get their own threads, so logins and authorisations never queue behind them.
+BULK_TYPES = frozenset({"TXN", "COUNTERS", "ENROL", "RENEW", "RELEASE"})
 # Threads storing batches, per process: few, since they share one interpreter lock with the logins and the event
 # loop (more processes, not more threads, use more cores); and threads answering everything else.
 DEFAULT_WORKERS = 2

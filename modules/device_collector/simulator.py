@@ -1,18 +1,23 @@
-"""A simulated MFP: the reference client of the device protocol (TLS 1.3, frames, messages, offline buffer), and
-`run_simulation`, which enrols devices and plays realistic sessions against a running collector."""
+"""A simulated MFP: the reference client of the device protocol (TLS 1.3, frames, messages, offline buffer, the
+release of held print jobs), and `run_simulation`, which enrols devices and plays realistic sessions against a
+running collector."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import random
 import re
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,32 @@ class DeviceError(Exception):
 
 class BufferFull(Exception):
     """The offline buffer reached the limits HELLO gave (max_jobs, max_hours): the device stops taking jobs."""
+
+
+class ReleaseRefused(Exception):
+    """The collector would not release a held job (RELEASE `allowed` false), or the login before it failed:
+    `reason` (job_unknown, not_yours, expired, not_held, quota_exceeded...) and the `message` for the panel."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason, self.message = reason, message
+
+
+class DocumentCorrupt(Exception):
+    """The chunks of a held document do not add up to its size and SHA-256 digest: the device does not print it."""
+
+
+@dataclass
+class ReleasedJob:
+    """One held job a release went through: the job as HELD_JOBS listed it, then either the document fetched and
+    the TXN result of its print (`result`), or why the collector refused it (`refused`, `message`)."""
+
+    job: dict[str, Any]
+    document: bytes | None = None
+    device_seq: int | None = None
+    result: dict[str, Any] | None = None
+    refused: str | None = None
+    message: str | None = None
 
 
 def _now() -> str:
@@ -403,6 +434,81 @@ class SimulatedDevice:
     async def heartbeat(self) -> dict[str, Any]:
         return await self.call("HEARTBEAT", {})
 
+    # --- held print jobs ---------------------------------------------------------------------------------------
+
+    async def held_jobs(self) -> list[dict[str, Any]]:
+        """HELD_JOBS: what the user identified on this connection may release here (theirs and their delegators'),
+        oldest first."""
+        return (await self.call("HELD_JOBS", {}))["jobs"]
+
+    async def fetch_held_document(self, job_id: int) -> bytes:
+        """The held job's document, RELEASE after RELEASE from offset 0 to the last chunk, checked against its size
+        and SHA-256 digest (DocumentCorrupt otherwise); ReleaseRefused when the collector says no."""
+        parts: list[bytes] = []
+        offset = 0
+        while True:
+            reply = await self.call("RELEASE", {"job_id": job_id, "offset": offset}, timeout=60)
+            if not reply["allowed"]:
+                raise ReleaseRefused(reply["reason"], reply["message"])
+            try:
+                data = base64.b64decode(reply["data"], validate=True)
+            except binascii.Error as error:
+                raise DocumentCorrupt(f"job {job_id}: a chunk is not base64") from error
+            if reply["offset"] != offset or len(data) != reply["length"] or not (data or reply["last"]):
+                raise DocumentCorrupt(f"job {job_id}: the chunk at {offset} is not the one asked for")
+            parts.append(data)
+            offset += len(data)
+            if reply["last"]:
+                break
+        document = b"".join(parts)
+        if len(document) != reply["size"] or hashlib.sha256(document).hexdigest() != reply["digest"]:
+            raise DocumentCorrupt(f"job {job_id}: the document does not match its size and digest")
+        return document
+
+    async def delete_held_job(self, job_id: int) -> dict[str, Any]:
+        """DELETE: the identified user's held job will not print; {deleted, job_id} or {deleted: false, reason...}."""
+        return await self.call("DELETE", {"job_id": job_id})
+
+    async def release_held_jobs(self, login: dict[str, str], job_ids: Iterable[int] | None = None) -> list[ReleasedJob]:
+        """Release held jobs as a user at the panel does: IDENTIFY with `login` ({"card": ...}, {"pin": ...}...),
+        HELD_JOBS, then for each listed job (or those of `job_ids`) fetch every chunk, check the digest, print it
+        (a buffered job of pages x copies sides, with held_job_id) and report the TXNs. ReleaseRefused when the
+        login fails; a refused job comes back with `refused` set and was not printed."""
+        identity = await self.call("IDENTIFY", login)
+        if not identity.get("identified"):
+            raise ReleaseRefused(identity.get("reason", "unknown_card"), identity.get("message", ""))
+        user_id = identity["user"]["id"]
+        wanted = None if job_ids is None else set(job_ids)
+        released = []
+        for job in await self.held_jobs():
+            if wanted is not None and job["id"] not in wanted:
+                continue
+            started = _now()
+            try:
+                document = await self.fetch_held_document(job["id"])
+            except ReleaseRefused as refused:
+                released.append(ReleasedJob(job, refused=refused.reason, message=refused.message))
+                continue
+            sides = job["pages"] * job["copies"]
+            item = self.finish_job(
+                "print",
+                0 if job["color"] else sides,
+                sides if job["color"] else 0,
+                user_id=job["owner"]["id"] if job["owner"] else user_id,  # the owner pays, also for a delegate
+                paper_size=job["paper_size"],
+                duplex=job["duplex"],
+                document_name=job["title"],
+                started_at=started,
+                held_job_id=job["id"],
+            )
+            released.append(ReleasedJob(job, document=document, device_seq=item["device_seq"]))
+        if any(job.device_seq is not None for job in released):
+            await self.flush()
+        for job in released:
+            if job.device_seq is not None:
+                job.result = self.acknowledged.get(job.device_seq)
+        return released
+
     # --- jobs and the offline buffer ---------------------------------------------------------------------------
 
     @property
@@ -430,6 +536,7 @@ class SimulatedDevice:
         document_name: str | None = None,
         started_at: str | None = None,
         ended_at: str | None = None,
+        held_job_id: int | None = None,
     ) -> dict[str, Any]:
         """Buffer a finished job under the next device_seq and return it; BufferFull beyond the offline limits."""
         if self.buffer_full:
@@ -454,6 +561,8 @@ class SimulatedDevice:
             item["sheets"] = sheets
         if document_name is not None and not (self.settings.get("privacy") or {}).get("hide_document_names"):
             item["document_name"] = document_name
+        if held_job_id is not None:
+            item["held_job_id"] = held_job_id
         self.next_seq += 1
         self.buffer.append(item)
         self._save()
@@ -534,6 +643,10 @@ class SimulationReport:
     readings: int = 0
     offline_periods: int = 0
     try_later: int = 0
+    held_submitted: int = 0  # held print jobs submitted for the simulated users
+    held_released: int = 0  # fetched, digest checked, printed and acknowledged as released
+    held_refused: int = 0  # RELEASE said no (quota, expired...)
+    held_bytes: int = 0  # document bytes fetched
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -553,8 +666,13 @@ class SimulationReport:
             f"acknowledged: {self.acknowledged} (stored {self.stored}, duplicates {self.duplicates}, "
             f"refused {self.refused}); still buffered: {self.pending}",
             f"counter readings: {self.readings}; offline periods: {self.offline_periods}; try later: {self.try_later}",
-            f"elapsed: {self.elapsed:.2f} s, {self.tx_per_second:,.0f} tx/s acknowledged",
         ]
+        if self.held_submitted or self.held_released or self.held_refused:
+            lines.append(
+                f"held jobs: submitted {self.held_submitted}, released {self.held_released} "
+                f"({self.held_bytes:,} bytes fetched), refused {self.held_refused}"
+            )
+        lines.append(f"elapsed: {self.elapsed:.2f} s, {self.tx_per_second:,.0f} tx/s acknowledged")
         lines.extend(f"error: {error}" for error in self.errors[:10])
         return lines
 
@@ -641,6 +759,59 @@ def prepare(devices: int, users: int, seed: int = 0) -> tuple[list[tuple[str, st
     ca_pem = pki.ca_certificate_pem()
     db.session.commit()
     return codes, people, ca_pem
+
+
+def make_pdf(pages: int = 1, padding: int = 0, seed: int = 0) -> bytes:
+    """A real PDF of `pages` blank A4 pages; `padding` random bytes ride along as an attached file, to make a
+    document of some size (one fetched in several RELEASE chunks)."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _page in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    if padding:
+        writer.add_attachment("padding.bin", random.Random(seed).randbytes(padding))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+SIMULATED_PRINT_SERVER = "Simulated print server"
+
+
+def hold_jobs(people: list[SimulatedUser], count: int, seed: int = 0) -> int:
+    """Submit `count` held print jobs (generated PDFs of 1 to 12 pages) for the simulated users, through the
+    Simulated print server as its CUPS backend would (app context; commits). Returns how many were new."""
+    import sqlalchemy as sa
+
+    from core.db import db
+    from core.models import Partner
+    from modules.device_accounting import held_jobs, print_servers
+    from modules.device_accounting.models import PrintServer
+
+    rng = random.Random(seed)
+    customer_id = db.session.scalar(sa.select(Partner.id).where(Partner.name == CUSTOMER_NAME))
+    server = db.session.scalars(
+        sa.select(PrintServer).where(PrintServer.customer_id == customer_id, PrintServer.name == SIMULATED_PRINT_SERVER)
+    ).first()
+    if server is None:
+        server, _token = print_servers.create_print_server(customer_id, SIMULATED_PRINT_SERVER)
+    new = 0
+    for number in range(count):
+        person = people[number % len(people)]
+        pages = rng.randint(1, 12)
+        _job, created = held_jobs.submit_held_job(
+            server,
+            person.username,
+            make_pdf(pages, seed=seed * 10_000 + number),
+            title=f"Report {rng.randint(1, 9999)}.pdf",
+            copies=rng.choice((1, 1, 1, 2)),
+            color=rng.random() < 0.3,
+            duplex=rng.random() < 0.4,
+        )
+        new += created
+    db.session.commit()
+    return new
 
 
 async def _enrol_all(host: str, port: int, ca_pem: str, codes: list[tuple[str, str]]) -> list[SimulatedDevice]:
@@ -732,7 +903,24 @@ class _Player:
         if flushed.stopped == "try_later":
             self.report.try_later += 1
 
-    async def play(self, jobs: int, offline_every: int) -> None:
+    async def release_held(self, people: list[SimulatedUser]) -> None:
+        """Each of `people` logs in by card and releases every held job of theirs at this device."""
+        for person in people:
+            try:
+                released = await self.device.release_held_jobs({"card": person.card})
+            except (ReleaseRefused, DeviceError, DocumentCorrupt) as error:
+                self.report.errors.append(f"{self.device.serial}: held jobs of {person.username}: {error}")
+                continue
+            for job in released:
+                if job.refused is not None:
+                    self.report.held_refused += 1
+                elif job.result is not None and (job.result.get("held_job") or {}).get("released"):
+                    self.report.held_released += 1
+                    self.report.held_bytes += len(job.document or b"")
+                else:
+                    self.report.errors.append(f"{self.device.serial}: held job {job.job['id']}: {job.result}")
+
+    async def play(self, jobs: int, offline_every: int, release_for: list[SimulatedUser] | None = None) -> None:
         await self.device.hello()
         await self.device.send_counters(dict(self.counters))
         self.report.readings += 1
@@ -754,6 +942,8 @@ class _Player:
                 await self.device.send_counters(dict(self.counters))
                 self.report.readings += 1
         self._count(await self.device.flush())
+        if release_for:
+            await self.release_held(release_for)
         self.report.pending += len(self.device.buffer)
         await self.device.close()
 
@@ -777,9 +967,12 @@ def run_simulation(
     offline_every: int = 0,
     seed: int = 0,
     app: Any = None,
+    release_held: int | None = None,
 ) -> SimulationReport:
     """Set up the Simulated customer (see prepare), enrol `devices` devices over the wire and play `jobs` jobs in
-    all, spread over the devices, which work at the same time; returns what happened."""
+    all, spread over the devices, which work at the same time; returns what happened. With `release_held` (a
+    number, 0 too), that many held print jobs are submitted first (hold_jobs) and, after its jobs, each device
+    releases every held job of its share of the users (each user at one device)."""
     from flask import current_app, has_app_context
 
     if app is None:
@@ -791,15 +984,20 @@ def run_simulation(
             app = create_app()
     with app.app_context():
         codes, people, ca_pem = prepare(devices, users, seed)
-    report = SimulationReport(devices=devices, users=users)
+        submitted = hold_jobs(people, release_held, seed) if release_held else 0
+    report = SimulationReport(devices=devices, users=users, held_submitted=submitted)
 
     async def main() -> None:
         enrolled = await _enrol_all(host, port, ca_pem, codes)
         started = time.perf_counter()
         shares = [jobs // devices + (1 if index < jobs % devices else 0) for index in range(devices)]
         players = [_Player(device, people, report, seed * 1000 + n) for n, device in enumerate(enrolled)]
+        releasing = release_held is not None
         await asyncio.gather(
-            *(player.play(share, offline_every) for player, share in zip(players, shares, strict=True))
+            *(
+                player.play(share, offline_every, people[number::devices] if releasing else None)
+                for number, (player, share) in enumerate(zip(players, shares, strict=True))
+            )
         )
         report.elapsed = time.perf_counter() - started
 

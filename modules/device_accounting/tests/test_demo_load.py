@@ -1,5 +1,6 @@
 """The demo of device accounting: two customers with cost-center trees, print users with cards and PINs, quotas and
-price lists, and three months of working-day jobs ending today whose balances and report figures add up."""
+price lists, three months of working-day jobs ending today whose balances and report figures add up, and a print
+server with held jobs waiting (one about to expire)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ import sqlalchemy as sa
 from core import clock
 from core.db import db
 from core.models import Partner, User
-from modules.device_accounting import quotas, reports
+from modules.device_accounting import held_jobs, quotas, reports
 from modules.device_accounting.models import (
     Balance,
     Card,
     CostCenter,
     DailyUsage,
+    HeldDocument,
+    HeldJob,
     PriceList,
+    PrintDelegate,
+    PrintServer,
     PrintUser,
     Quota,
     Refund,
@@ -119,10 +124,34 @@ def test_demo_balances_equal_their_ledger_and_reports_their_jobs(app):
             assert len([month for month in summary["trend"] if month["jobs"]]) >= 3
 
 
+def test_demo_has_a_print_server_and_held_jobs_waiting_one_about_to_expire(app):
+    _load(app)
+    with app.app_context():
+        server = db.session.scalar(sa.select(PrintServer))
+        assert server.customer.name == "Studio Legale Bianchi"
+        assert [mapped.cups_user for mapped in server.users] and [mapped.queue for mapped in server.printers]
+        jobs = db.session.scalars(sa.select(HeldJob).where(HeldJob.state == "held")).all()
+        assert len(jobs) >= 3
+        assert all(job.title is None for job in jobs)  # the studio hides document names
+        now = clock.now()
+        left = sorted(clock.as_utc(job.expires_at) - now for job in jobs)
+        assert dt.timedelta(0) < left[0] < dt.timedelta(hours=1) < left[-1]
+        # Each waiting job's document is stored, sealed, and is the PDF it says.
+        for job in jobs:
+            assert db.session.get(HeldDocument, job.id) is not None
+            document = held_jobs.document_of(job)
+            assert document.startswith(b"%PDF") and held_jobs.count_pdf_pages(document) == job.pages
+        # The demo portal user (Anna Bianchi) has held jobs, and a colleague who may release them.
+        anna = db.session.scalar(sa.select(PrintUser).where(PrintUser.username == "abianchi"))
+        assert any(job.user_id == anna.id for job in jobs)
+        assert _count(PrintDelegate, PrintDelegate.owner_id == anna.id) == 1
+
+
 def test_demo_loads_in_seconds_and_a_second_load_adds_nothing(app):
     _load(app)  # core and every module, device accounting after rentals (its devices and customers come first)
     with app.app_context():
-        counts = {model: _count(model) for model in (Transaction, PrintUser, Card, Quota, Refund, PriceList)}
+        models = (Transaction, PrintUser, Card, Quota, Refund, PriceList, PrintServer, HeldJob, PrintDelegate)
+        counts = {model: _count(model) for model in models}
         ledger = db.session.scalars(sa.select(Balance.balance).order_by(Balance.id)).all()
         loaders = dict(app.extensions["copydesk"].demo_loaders)
         order = list(loaders)

@@ -242,6 +242,7 @@ def test_replies_and_error_replies_match_the_schemas():
 def test_every_message_has_a_request_and_a_reply_schema():
     schemas = {path.name for path in protocol.SCHEMAS_DIR.glob("*.json")}
     types = {"ENROL", "RENEW", "HELLO", "IDENTIFY", "AUTHORIZE", "TXN", "COUNTERS", "HEARTBEAT"}
+    types |= {"HELD_JOBS", "RELEASE", "DELETE"}
     assert schemas == {f"{t}.{kind}.json" for t in types for kind in ("request", "reply")} | {
         "envelope.json",
         "error.json",
