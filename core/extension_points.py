@@ -7,6 +7,7 @@ here. Only enabled modules register, so the licence gate applies by itself.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -165,6 +166,35 @@ class LicenceUsageProvider(Protocol):
         """Quantities in use in the licence year from `start` to `end` (the dealer's dates, inclusive)."""
 
 
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """A device a module found by its serial or asset tag: its label and the customer it stands at."""
+
+    device_id: int
+    label: str
+    customer_id: int | None
+    customer_name: str
+
+
+@runtime_checkable
+class DeviceDelivery(Protocol):
+    """Delivering stock from a technician's van into a device (rentals_inventory: a shipment to the device)."""
+
+    def find_device(self, text: str) -> DeliveryTarget | None:
+        """The device a technician scanned or typed (its serial or asset tag); None when there is none."""
+
+    def deliver(
+        self,
+        device_id: int,
+        product_id: int,
+        quantity: Decimal,
+        from_location_id: int,
+        serials: Sequence[str],
+        user: Any,
+    ) -> None:
+        """Post the delivery, or raise ValidationError naming a field (shown on the van page)."""
+
+
 @dataclass(frozen=True, eq=False)
 class ExtensionPoint(Generic[T]):
     """A named registry slot whose implementations satisfy `protocol`; `implementations(point)` is a `list[T]`."""
@@ -180,6 +210,7 @@ METER_BILLING_COVER: ExtensionPoint[MeterBillingCover] = ExtensionPoint("meter_b
 BANNERS: ExtensionPoint[BannerProvider] = ExtensionPoint("banners", BannerProvider)
 LOGIN_GATE: ExtensionPoint[LoginGate] = ExtensionPoint("login_gate", LoginGate)
 LICENCE_USAGE: ExtensionPoint[LicenceUsageProvider] = ExtensionPoint("licence_usage", LicenceUsageProvider)
+DEVICE_DELIVERY: ExtensionPoint[DeviceDelivery] = ExtensionPoint("device_delivery", DeviceDelivery)
 EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (
     BILLABLE_SOURCE,
     DASHBOARD,
@@ -188,6 +219,7 @@ EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (
     BANNERS,
     LOGIN_GATE,
     LICENCE_USAGE,
+    DEVICE_DELIVERY,
 )
 
 

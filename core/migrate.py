@@ -73,6 +73,15 @@ def upgrade_command() -> None:
     click.echo(f"Database is up to date for: {', '.join(done)}")
 
 
+def _direct_heads(script: ScriptDirectory, heads: list[str]) -> list[str]:
+    """`heads` without those another of them already depends on: Alembic's upgrade stumbles on a dependency named
+    twice (once directly, once through another branch), deleting a version row that is not there."""
+    implied: set[str] = set()
+    for head in heads:
+        implied.update(rev.revision for rev in script.iterate_revisions(head, "base") if rev.revision != head)
+    return [head for head in heads if head not in implied]
+
+
 @db_cli.command("revision")
 @click.argument("module")
 @click.option("-m", "--message", required=True, help="What the revision changes.")
@@ -99,7 +108,7 @@ def revision_command(module: str, message: str, empty: bool) -> None:
             head="base",
             branch_label=module,
             version_path=str(folder),
-            depends_on=[heads[d] for d in deps if d in heads] or None,
+            depends_on=_direct_heads(script, [heads[d] for d in deps if d in heads]) or None,
         )
     command.revision(config, **options)
 

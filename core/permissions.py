@@ -15,6 +15,7 @@ _STAFF_READ = {
     "contracts.view",
     "readings.view",
     "print_accounting.view",
+    "inventory.view",
 }
 PERMISSIONS: dict[str, set[str]] = {
     "dealer_admin": _STAFF_READ
@@ -32,6 +33,8 @@ PERMISSIONS: dict[str, set[str]] = {
         "outbox.view",
         "audit.view",
         "print_accounting.edit",
+        "inventory.edit",
+        "inventory.van",
     },
     "back_office": _STAFF_READ
     | {
@@ -43,8 +46,11 @@ PERMISSIONS: dict[str, set[str]] = {
         "jobs.manage",
         "outbox.view",
         "print_accounting.edit",
+        "inventory.edit",
+        "inventory.van",
     },
-    "technician": _STAFF_READ | {"devices.edit", "readings.edit"},
+    # `inventory.van`: their own van's page and moves from/to their van (dealer_admin and back_office: any van).
+    "technician": _STAFF_READ | {"devices.edit", "readings.edit", "inventory.van"},
     "customer_admin": {
         "portal.access",
         "portal.manage_users",

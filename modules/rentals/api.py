@@ -218,6 +218,8 @@ class ContractTermsSchema(ma.Schema):
     renewal_months = Integer(validate=ma.validate.Range(min=1, max=120))
     notice_days = Integer(validate=ma.validate.Range(min=0, max=3650))
     invoice_notes = String(allow_none=True, validate=ma.validate.Length(max=2000))
+    consumables_included = Boolean(metadata={"description": "Toner shipped to the devices is not invoiced."})
+    assumed_coverage = DecimalString(metadata={"description": "Page coverage in percent for the consumption check."})
     allowances = ma.fields.List(ma.fields.Nested(AllowanceSchema), validate=ma.validate.Length(max=20))
 
 

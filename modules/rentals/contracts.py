@@ -37,6 +37,8 @@ CONTRACT_TERMS = (
     "renewal_months",
     "notice_days",
     "invoice_notes",
+    "consumables_included",
+    "assumed_coverage",
 )
 STATE_CHANGES = {
     "draft": {"active"},
@@ -86,6 +88,16 @@ def _check_terms(check: Checker, data: dict[str, Any], contract: Contract | None
         clean["notice_days"] = check.integer("notice_days", _default(data.get("notice_days"), 90), 0, 3650)
     if given("invoice_notes"):
         clean["invoice_notes"] = check.text("invoice_notes", data.get("invoice_notes"), 2000)
+    if given("consumables_included"):
+        clean["consumables_included"] = check.boolean(
+            "consumables_included", data.get("consumables_included"), default=True
+        )
+    if given("assumed_coverage"):
+        value = _default(data.get("assumed_coverage"), "5")
+        coverage = check.decimal("assumed_coverage", value, 2, Decimal(100), maximum=Decimal(100))
+        if coverage == 0:
+            check.fail("assumed_coverage", _("Must be more than 0."))
+        clean["assumed_coverage"] = coverage
     start = clean.get("start_date", contract.start_date if contract else None)
     end = clean.get("end_date", contract.end_date if contract else None)
     if start and end and end < start:

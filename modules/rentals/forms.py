@@ -74,6 +74,14 @@ class ContractForm(FlaskForm):
         _l("Notice period (days)"), widget=NumberInput(min=0), default="90", description=_l("Before the end date.")
     )
     invoice_notes = TextAreaField(_l("Notes printed on invoices"))
+    consumables_included = BooleanField(
+        _l("Consumables included"), default=True, description=_l("Toner shipped to its devices is not invoiced.")
+    )
+    assumed_coverage = _decimal_input(
+        label=_l("Assumed coverage %"),
+        default="5",
+        description=_l("The page coverage the consumption check expects (5 percent is the rated yield's)."),
+    )
     allowances = FieldList(FormField(AllowanceForm), min_entries=1)
 
 

@@ -117,7 +117,8 @@ class ContractImporter(_RentalsImporter):
             (
                 (
                     *("12345670157", "2026-01-01", "", "1", "50.00", "advance", "10", "", "0", "no", "22", "yes"),
-                    *("12", "90", "Canone mensile", "bw 1000 0.012; color 200 0.09", "KY1234567 bw=10000"),
+                    *("12", "90", "Canone mensile", "yes", "5"),
+                    *("bw 1000 0.012; color 200 0.09", "KY1234567 bw=10000"),
                 ),
             ),
         ),

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import db, utcnow
@@ -199,6 +200,10 @@ class Contract(db.Model):
     renewal_months: Mapped[int] = mapped_column(Integer, default=12)
     notice_days: Mapped[int] = mapped_column(Integer, default=90)
     invoice_notes: Mapped[str | None] = mapped_column(Text)
+    # Toner shipped to the contract's devices is not billed when included (docs/inventory.md); the coverage in percent
+    # the pages are assumed to print at, for the consumption check.
+    consumables_included: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    assumed_coverage: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal("5"), server_default="5")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     customer: Mapped[Partner] = relationship()
@@ -221,6 +226,7 @@ class Contract(db.Model):
         CheckConstraint("vat_rate >= 0", name="vat_rate_not_negative"),
         CheckConstraint("renewal_months > 0", name="renewal_months_positive"),
         CheckConstraint("notice_days >= 0", name="notice_days_not_negative"),
+        CheckConstraint("assumed_coverage > 0", name="assumed_coverage_positive"),
     )
 
     @property

@@ -33,6 +33,7 @@ def test_every_portal_tab_is_in_sight_and_readable_on_a_phone(open_page, path, t
     assert labels == [
         "Home",
         "Letture contatori",
+        "Toner",
         "Fatture",
         "Contabilità stampe",
         "Le mie stampe",

@@ -1,0 +1,1 @@
+"""Inventory: products, the locations tree with vans, stock moves never edited, serials and reorder rules."""
