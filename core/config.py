@@ -101,6 +101,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "COPYDESK_COLLECTOR_PUBLIC_HOST": (env.get("COPYDESK_COLLECTOR_PUBLIC_HOST") or "").strip() or None,
         # The largest document a print server may submit as a held print job (bytes; default 50 MiB).
         "COPYDESK_HELD_JOB_MAX_BYTES": int(env.get("COPYDESK_HELD_JOB_MAX_BYTES", str(50 * 1024 * 1024))),
+        # The folders a print server's page log (set in the back office) may be read from, separated by ":".
+        "COPYDESK_PAGE_LOG_DIRS": [
+            folder for folder in env.get("COPYDESK_PAGE_LOG_DIRS", "/var/log/cups").split(":") if folder.strip()
+        ],
     }
     if overrides:
         config.update(overrides)

@@ -120,7 +120,8 @@ def test_a_postscript_job_is_held_then_released_at_a_device_and_charged_once(
         assert s.balance_of(quota).balance == Decimal("19.9400")
 
 
-def test_a_cups_pdf_job_is_charged_from_the_page_log(app, cups_server, office, document):
+def test_a_cups_pdf_job_is_charged_from_the_page_log(app, cups_server, office, document, monkeypatch):
+    monkeypatch.setitem(app.config, "COPYDESK_PAGE_LOG_DIRS", [str(Path(cups_server.page_log).parent)])
     with app.app_context():
         server = db.session.get(PrintServer, office.server_id)
         server.page_log_path = str(cups_server.page_log)

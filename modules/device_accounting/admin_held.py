@@ -518,6 +518,9 @@ class PrintServerView(AccountingView):
         if not server.page_log_path:
             flash(_("Set the page log file of %(server)s first.", server=server.name), "error")
             return self._back(server)
+        if not print_servers.page_log_allowed(server.page_log_path):
+            flash(print_servers.page_log_refusal(), "error")
+            return self._back(server)
         try:
             result = self.run_action(lambda: page_log.import_page_log(server, server.page_log_path))
         except OSError as error:

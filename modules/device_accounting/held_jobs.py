@@ -415,6 +415,9 @@ def mark_released(job_id: int, device_id: int, user: PrintUser, transaction: Tra
         fail("job", _("This job is no longer held: it was released or deleted."))
     if not may_release_for(user, job.user_id):
         fail("job", _("This job belongs to another user."))
+    if transaction.user_id != job.user_id:
+        # RELEASE checked the owner's quota: the print is the owner's to pay, whoever released it.
+        fail("job", _("Report the print of a held job under its owner, who pays for it."))
     job.state = "released"
     job.ended_at = utcnow()
     job.released_device_id = device_id

@@ -26,6 +26,7 @@ from modules.device_accounting.models import (
     PrintServerPrinter,
 )
 from modules.device_accounting.operations import MAX_SIDES, record_transaction
+from modules.device_accounting.print_servers import page_log_allowed, page_log_refusal
 
 log = logging.getLogger(__name__)
 
@@ -259,19 +260,13 @@ def _import_lines(server: PrintServer, file: Path, offset: int, result: PageLogR
 
 
 def _is_held(server: PrintServer, line: PageLogLine) -> bool:
-    """A job of the secure queue: copydesk-hold submitted it with its job-uuid, and it is charged when released."""
-    if line.job_uuid is None:
-        return False
-    return (
-        db.session.scalar(
-            sa.select(HeldJob.id)
-            .where(
-                HeldJob.print_server_id == server.id, HeldJob.submission_key.endswith(line.job_uuid, autoescape=True)
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    """A job of the secure queue: copydesk-hold submitted it under the key "<job id>:<job-uuid>" (held_jobs stores
+    "<print server id>:<key>"), and it is charged when released."""
+    prefix = f"{server.id}:{line.cups_job_id}"
+    key = HeldJob.submission_key
+    match = key == f"{prefix}:{line.job_uuid}" if line.job_uuid else sa.or_(key == prefix, key.startswith(f"{prefix}:"))
+    found = db.session.scalar(sa.select(HeldJob.id).where(HeldJob.print_server_id == server.id, match).limit(1))
+    return found is not None
 
 
 def _seen(server: PrintServer, line: PageLogLine) -> bool:
@@ -382,7 +377,10 @@ def import_configured_logs() -> list[tuple[PrintServer, PageLogResult]]:
     ).all()
     for server in servers:
         try:
-            result = import_page_log(server, server.page_log_path)
+            if page_log_allowed(server.page_log_path):
+                result = import_page_log(server, server.page_log_path)
+            else:
+                result = PageLogResult(errors=[(0, page_log_refusal())])
         except OSError as error:
             result = PageLogResult(
                 errors=[(0, _("The page log cannot be read: %(error)s", error=error.strerror or error))]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from pathlib import Path
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 
 from core import clock
@@ -59,13 +61,35 @@ def _name_taken(customer_id: int, name: str, own_id: int | None) -> bool:
     return db.session.scalar(query) is not None
 
 
+def page_log_allowed(path: str) -> bool:
+    """Whether the back office may have `path` read as a page log: a file inside COPYDESK_PAGE_LOG_DIRS, so a
+    staff member cannot make the server read (and quote) any other file it can open."""
+    resolved = Path(path).resolve()
+    folders = [Path(folder).resolve() for folder in current_app.config.get("COPYDESK_PAGE_LOG_DIRS") or ()]
+    return Path(path).is_absolute() and any(resolved.is_relative_to(folder) for folder in folders)
+
+
+def page_log_refusal() -> str:
+    """Why a page log path was refused, in the user's language."""
+    folders = ", ".join(current_app.config.get("COPYDESK_PAGE_LOG_DIRS") or ()) or "-"
+    return _("Page logs are read from these folders only: %(folders)s (COPYDESK_PAGE_LOG_DIRS).", folders=folders)
+
+
+def _page_log_path(check: Checker, value: str | None) -> str | None:
+    path = _text(check, "page_log_path", value, PATH_LENGTH, required=False)
+    if path and not page_log_allowed(path):
+        check.fail("page_log_path", page_log_refusal())
+        return None
+    return path
+
+
 def create_print_server(customer_id: int, name: str, page_log_path: str | None = None) -> tuple[PrintServer, str]:
     """A new print server of the customer and its token, which is stored only as a digest and not shown again.
     ValidationError on `customer_id`, `name` (empty, too long, taken) or `page_log_path`."""
     check = Checker()
     customer = check_customer(check, "customer_id", customer_id, required=True)
     clean_name = _text(check, "name", name, NAME_LENGTH)
-    path = _text(check, "page_log_path", page_log_path, PATH_LENGTH, required=False)
+    path = _page_log_path(check, page_log_path)
     if customer is not None and clean_name and _name_taken(customer.id, clean_name, None):
         check.fail(
             "name",
@@ -90,7 +114,7 @@ def update_print_server(server: PrintServer, data: dict) -> PrintServer:
         if values["name"] and _name_taken(server.customer_id, values["name"], server.id):
             check.fail("name", _("This customer already has a print server called %(name)s.", name=values["name"]))
     if "page_log_path" in data:
-        values["page_log_path"] = _text(check, "page_log_path", data["page_log_path"], PATH_LENGTH, required=False)
+        values["page_log_path"] = _page_log_path(check, data["page_log_path"])
     if "active" in data:
         if not isinstance(data["active"], bool):
             check.fail("active", _("Must be true or false."))

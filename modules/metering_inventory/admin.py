@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from core import labels
-from core.admin import SecuredView
+from core.admin import SecuredView, arg_id
 from core.clock import day_start
 from core.db import db
 from core.models import Partner
@@ -91,7 +91,7 @@ class ConsumptionView(SecuredView):
     @expose("/")
     def index(self):
         start, end, problem = self._window()
-        customer_id = request.args.get("customer_id", type=int)
+        customer_id = arg_id("customer_id")
         show_all = request.args.get("show") == "all"
         rows = consumption.consumption_check(customer_id, None, start, end)
         shown = rows if show_all else [row for row in rows if row.flagged]
@@ -170,7 +170,7 @@ class ConsumptionView(SecuredView):
     def explain(self, device_id: int):
         if not has_permission(current_user, "inventory.edit"):
             abort(403)
-        if db.session.get(Device, device_id) is None:
+        if device_id >= 2**31 or db.session.get(Device, device_id) is None:
             abort(404)
         start, end = _date_arg("from"), _date_arg("to")
         colour = request.form.get("colour", "")

@@ -21,6 +21,7 @@ Choices the rules leave open (docs/inventory.md, "The consumption check"):
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -183,8 +184,17 @@ def default_window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     return add_months(end, -window_months()) + dt.timedelta(days=1), end
 
 
+# Windows outside these years are typing mistakes (and beyond them date arithmetic overflows).
+FIRST_DAY, LAST_DAY = dt.date(1990, 1, 1), dt.date(2199, 12, 31)
+
+
 def check_window(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
     """The window asked (either end may be left out: the default's), refused when it ends before it starts."""
+    for field_name, day in (("from", start), ("to", end)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise ValidationError(
+                {field_name: _("Choose a date from %(first)s to %(last)s.", first=FIRST_DAY.year, last=LAST_DAY.year)}
+            )
     end = end or clock.today()
     start = start or (add_months(end, -window_months()) + dt.timedelta(days=1))
     if end < start:
@@ -253,7 +263,7 @@ class _Tenure:
 
 
 def _tenures(customer_id: int | None, device_id: int | None, start: dt.date, end: dt.date) -> list[_Tenure]:
-    """For each device on a contract in the window, its latest customer's lines overlapping the window."""
+    """For each device on a contract in the window, its stays at a customer (lines overlapping the window)."""
     query = (
         sa.select(ContractLine)
         .join(Contract, Contract.id == ContractLine.contract_id)
@@ -284,10 +294,11 @@ def _tenures(customer_id: int | None, device_id: int | None, start: dt.date, end
         by_device[line.device_id].append(line)
     result = []
     for lines in by_device.values():
-        latest_customer = lines[-1].contract.customer_id
-        own = [line for line in lines if line.contract.customer_id == latest_customer]
-        result.append(_Tenure(own[-1].device, own))
-    return sorted(result, key=lambda t: (t.contract.customer.name.lower(), t.device.serial))
+        # One tenure per stay at a customer: a device that moved from A to B in the window is checked for both.
+        for _customer, stay in itertools.groupby(lines, key=lambda line: line.contract.customer_id):
+            own = list(stay)
+            result.append(_Tenure(own[-1].device, own))
+    return sorted(result, key=lambda t: (t.contract.customer.name.lower(), t.device.serial, t.start))
 
 
 def _points(device_ids: list[int]) -> dict[tuple[int, str], list[rules.Point]]:

@@ -13,7 +13,7 @@ from core.api.blueprint import ApiBlueprint
 from core.api.fields import Boolean, DecimalString, Integer, String, UtcDateTime
 from core.api.helpers import ID_PATH, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
-from core.auth.scoping import customer_scoped
+from core.auth.scoping import confined_customer, customer_scoped
 from core.db import db
 from core.validation import ValidationError
 from modules.rentals.models import Device
@@ -42,14 +42,17 @@ class ShipmentSchema(ma.Schema):
     state = String(metadata={"description": "One of: " + ", ".join(SHIPMENT_STATES)})
     billable = Boolean(metadata={"description": "Invoiced as a consumable sale (the contract excludes consumables)."})
     billed = Boolean()
-    from_location_id = Integer(allow_none=True)
-    from_location = String(allow_none=True)
+    from_location_id = Integer(allow_none=True, metadata={"description": "Staff only: None for a customer's token."})
+    from_location = String(allow_none=True, metadata={"description": "Staff only: None for a customer's token."})
     ship_date = ma.fields.Date(allow_none=True)
     unit_price = DecimalString(allow_none=True)
     requested_level = Integer(allow_none=True)
     requested_at = UtcDateTime(allow_none=True)
     shipped_at = UtcDateTime(allow_none=True)
-    note = String(allow_none=True)
+    note = String(
+        allow_none=True,
+        metadata={"description": "Staff notes; a customer's token sees only the note of its own pending request."},
+    )
 
     @ma.pre_dump
     def _flatten(self, shipment: Shipment, **kwargs: Any) -> dict[str, Any]:
@@ -71,11 +74,16 @@ class ShipmentSchema(ma.Schema):
             "shipped_at",
             "note",
         )
-        return {
+        shown = {
             **{key: getattr(shipment, key) for key in keys},
             "product_code": shipment.product.code if shipment.product else None,
             "from_location": shipment.from_location.name if shipment.from_location else None,
         }
+        if confined_customer(api_user()) is not None:
+            # The dealer's own: which shelf or van it left from, and staff notes (a request still shows its own).
+            own_note = shipment.state == "requested" and shipment.requested_by_id is not None
+            shown.update(from_location_id=None, from_location=None, note=shipment.note if own_note else None)
+        return shown
 
 
 class ShipmentCreateSchema(ma.Schema):

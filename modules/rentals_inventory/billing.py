@@ -15,6 +15,7 @@ from core.db import db
 from core.extension_points import BillableLine
 from modules.rentals.models import ContractLine, Device
 from modules.rentals_inventory.models import Shipment
+from modules.rentals_inventory.shipments import not_returned
 
 SOURCE = "rentals_inventory"
 REF_PREFIX = "shipment:"
@@ -36,6 +37,7 @@ class ConsumableSalesSource:
             .where(
                 Shipment.customer_id == customer_id,
                 Shipment.state == "shipped",
+                not_returned(),
                 Shipment.billable.is_(True),
                 Shipment.billed.is_(False),
                 Shipment.ship_date <= as_of,

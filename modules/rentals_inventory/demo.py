@@ -101,6 +101,8 @@ def planned_shipments(line: ContractLine, today: dt.date) -> list[tuple[str, dt.
     nearest whole number, so neither is flagged over or under by the consumption check.
     """
     end = last_read_day(line.contract, today)
+    if end is not None and line.contract.end_date is not None:
+        end = min(end, line.contract.end_date)  # the last period may run past the contract's end
     start = max(line.start_date, today - dt.timedelta(days=WINDOW_DAYS))
     if end is None or end <= start:
         return []

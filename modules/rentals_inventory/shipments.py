@@ -19,7 +19,7 @@ from core.models import User
 from core.outbox import queue_email
 from core.validation import ValidationError
 from modules.inventory import locations, stock
-from modules.inventory.models import REAL_KINDS, Location, Product
+from modules.inventory.models import REAL_KINDS, Location, Product, StockMove
 from modules.inventory.validation import MAX_QUANTITY
 from modules.rentals.models import Consumable, ContractLine, Device, DeviceModel
 from modules.rentals.validation import MAX_PAGES, Checker
@@ -37,7 +37,7 @@ class ShippedCartridge:
 
     ship_date: dt.date
     quantity: Decimal
-    yield_pages: int
+    yield_pages: int | None  # None: neither the product nor its fitted consumable says
 
 
 def device_colours(device_id: int) -> set[str]:
@@ -315,11 +315,16 @@ def cancel(shipment_id: int, user: Any = None, note: str | None = None) -> Shipm
     return shipment
 
 
+def not_returned() -> sa.ColumnElement[bool]:
+    """A shipment whose stock move no reverse move undid: the toner did not come back to stock."""
+    return ~sa.exists().where(StockMove.reverses_id == Shipment.move_id)
+
+
 def shipped(device_id: int, colour: str, start: dt.date, end: dt.date) -> list[ShippedCartridge]:
     """The cartridges of `colour` shipped to the device from `start` to `end` (inclusive), oldest first.
 
-    Each line's yield is the product's, else its fitted consumable's rated yield; a line with neither is left out
-    (it cannot be counted in cartridges' pages).
+    Each line's yield is the product's, else its fitted consumable's rated yield, else None (the cartridges still
+    count as shipped). A shipment whose stock move was reversed (the toner came back) is not counted.
     """
     rows = db.session.execute(
         sa.select(Shipment.ship_date, Shipment.quantity, Product.yield_pages, Consumable.rated_yield)
@@ -330,15 +335,14 @@ def shipped(device_id: int, colour: str, start: dt.date, end: dt.date) -> list[S
         .where(
             Shipment.device_id == device_id,
             Shipment.state == "shipped",
+            not_returned(),
             Shipment.colour == colour,
             Shipment.ship_date >= start,
             Shipment.ship_date <= end,
         )
         .order_by(Shipment.ship_date, Shipment.id)
     ).all()
-    return [
-        ShippedCartridge(day, Decimal(quantity), own or rated) for day, quantity, own, rated in rows if (own or rated)
-    ]
+    return [ShippedCartridge(day, Decimal(quantity), own or rated) for day, quantity, own, rated in rows]
 
 
 def device_shipments(device_id: int, limit: int | None = None) -> list[Shipment]:

@@ -245,7 +245,8 @@ def test_dashboard_and_record_panels_show_the_held_jobs_waiting(app, office, hel
     assert "Lettera.pdf" in s.text_of(device)  # waiting at the customer the device stands at
 
 
-def test_import_page_log_now_charges_each_job_once_and_names_the_skipped_line(app, office, held, tmp_path):
+def test_import_page_log_now_charges_each_job_once_and_names_the_skipped_line(app, office, held, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "COPYDESK_PAGE_LOG_DIRS", [str(tmp_path)])
     with app.app_context():
         moment = (clock.now() - dt.timedelta(hours=1)).strftime("%d/%b/%Y:%H:%M:%S %z")
     log = tmp_path / "page_log"

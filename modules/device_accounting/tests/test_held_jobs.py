@@ -263,6 +263,16 @@ def test_mark_released_deletes_the_document_once_and_names_the_delegate(office):
     assert "no longer held" in refused(h.open_release, job.id, office.mario, office.device.id)["job"]
 
 
+def test_mark_released_refuses_a_print_reported_under_another_user_than_the_owner(office):
+    job, _c = submit(office, "mrossi")
+    h.set_delegates(office.mario, [office.luisa.id])
+    db.session.commit()
+    tx = _printed(office, job, 1, user=office.luisa)  # the delegate's own quota would pay
+
+    assert "owner" in refused(h.mark_released, job.id, office.device.id, office.luisa, tx)["job"]
+    assert db.session.get(HeldJob, job.id).state == "held" and counts() == (1, 1)
+
+
 def test_the_owner_deletes_a_job_and_its_document_another_user_cannot(office):
     job, _c = submit(office, "mrossi")
     assert "another user" in refused(h.delete_held_job, job.id, office.luisa)["job"]

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import current_app
 
 from core.db import db
-from modules.device_accounting import held_jobs, page_log
+from core.validation import ValidationError
+from modules.device_accounting import held_jobs, page_log, print_servers
 from modules.device_accounting.models import PageLogJob, Transaction
 from modules.device_accounting.page_log import CUPSD_CONF_LINE, PAGE_LOG_SEQ_BASE, import_page_log, parse_line
 from modules.device_accounting.print_servers import map_printer, map_user
@@ -196,7 +198,8 @@ def test_another_attempt_at_the_same_cups_job_is_not_charged_again(office, tmp_p
     assert len(_charged()) == 1
 
 
-def test_the_scheduled_import_reads_each_configured_log(office, tmp_path):
+def test_the_scheduled_import_reads_each_configured_log(office, tmp_path, monkeypatch):
+    monkeypatch.setitem(current_app.config, "COPYDESK_PAGE_LOG_DIRS", [str(tmp_path)])
     log_file = tmp_path / "page_log"
     log_file.write_text(line(1) + line(2))
     office.server.page_log_path = str(log_file)
@@ -210,6 +213,15 @@ def test_the_scheduled_import_reads_each_configured_log(office, tmp_path):
     assert server.id == office.server.id and result.imported == 2
     assert db.session.scalar(sa.select(sa.func.count()).select_from(PageLogJob)) == 2
     assert missing.imported == 0 and missing.errors[0][0] == 0
+
+    # A path outside COPYDESK_PAGE_LOG_DIRS is refused when set, and not read should it be stored anyway.
+    with pytest.raises(ValidationError) as refused:
+        print_servers.update_print_server(office.server, {"page_log_path": "/etc/passwd"})
+    assert "page_log_path" in refused.value.errors
+    office.server.page_log_path = "/etc/passwd"
+    db.session.commit()
+    ((_server, outside),) = page_log.import_configured_logs()
+    assert outside.imported == 0 and outside.errors[0][0] == 0 and "COPYDESK_PAGE_LOG_DIRS" in outside.errors[0][1]
 
 
 def test_the_documented_cupsd_line_is_the_one_the_reader_expects():

@@ -55,6 +55,15 @@ def test_a_window_that_ends_before_it_starts_is_422_naming_to(client, example):
     assert [error["field"] for error in response.get_json()["errors"]] == ["to"]
 
 
+def test_a_window_end_in_year_1_or_9999_is_422_naming_to_not_a_server_error(client, example):
+    headers = bearer("back_office")
+    for day in ("0001-06-01", "9999-12-31"):
+        response = client.get(f"{URL}?to={day}", headers=headers)
+        assert response.status_code == 422, (day, response.get_data(as_text=True))
+        [error] = response.get_json()["errors"]
+        assert error["field"] == "to" and "1990" in error["message"]
+
+
 def test_a_customer_token_sees_only_its_own_devices(client, example):
     customer, _device = example
     other, foreign, _p, _s = w.worked_example("Farmacia Verdi", "KY2")
@@ -68,3 +77,29 @@ def test_a_customer_token_sees_only_its_own_devices(client, example):
 
 def test_without_a_token_or_permission_the_check_is_refused(client, example):
     assert client.get(URL).status_code == 401
+
+
+def test_a_device_that_moved_to_another_customer_in_the_window_is_checked_at_each(db_session):
+    from core.settings import set_setting
+    from modules.metering.tests import support as s
+    from modules.metering_inventory.consumption import consumption_check
+    from modules.rentals.contract_lines import remove_device
+
+    set_setting("metering.jump_min_pages", 10**9)
+    first, second = s.customer("Studio Primo"), s.customer("Studio Secondo")
+    device = s.device("MOV1")
+    before = s.contract(first.id, [(device, {"bw": 10_000, "color": 2_000})], start_date="2025-06-01")
+    w.reading(device, "2025-12-31", bw=20_000, color=5_000)
+    w.reading(device, "2026-05-31", bw=30_000, color=7_000)
+    remove_device(before, device.id, "2026-05-31", {"bw": 30_000, "color": 7_000})
+    s.contract(second.id, [(device, {"bw": 30_000, "color": 7_000})], start_date="2026-06-01")
+    w.reading(device, "2026-11-30", bw=44_000, color=11_000)
+    db_session.commit()
+
+    rows = consumption_check(None, device.id, w.START, w.END)
+
+    # Black toner prints bw + colour pages: 12,000 at the first customer, 18,000 at the second.
+    assert {row.customer_id: row.pages for row in rows if row.colour == "black"} == {
+        first.id: 12_000,
+        second.id: 18_000,
+    }

@@ -89,6 +89,23 @@ def test_a_customer_sees_its_own_devices_shipments_only_and_cannot_ship(app, db_
     assert client.post(url, json={"product_id": s.black.id, "quantity": "1"}, headers=own).status_code == 403
 
 
+def test_a_customer_token_sees_no_staff_note_nor_the_location_it_shipped_from(app, db_session):
+    client = app.test_client()
+    s = support.standard()
+    url = f"/api/v1/devices/{s.device.id}/shipments"
+    body = {"product_id": s.black.id, "quantity": "1", "from_location_id": s.warehouse.id, "note": "Scaffale B3"}
+    assert client.post(url, json=body, headers=bearer("dealer_admin")).status_code == 201
+    own = bearer("customer_user", customer=s.customer, email="anna@bianchi.example")
+
+    [staff_sees] = client.get(url, headers=bearer("back_office")).get_json()["items"]
+    [customer_sees] = client.get(url, headers=own).get_json()["items"]
+
+    fields = ("note", "from_location", "from_location_id")
+    assert [staff_sees[f] for f in fields] == ["Scaffale B3", "Magazzino centrale", s.warehouse.id]
+    assert [customer_sees[f] for f in fields] == [None, None, None]
+    assert customer_sees["product_code"] == "TK-5240K"
+
+
 def test_a_technician_ships_from_their_own_van_only(app, db_session):
     client = app.test_client()
     s = support.standard()

@@ -1,4 +1,5 @@
-"""Billable shipments reach the next billing run as one consumable line, once; free ones never do."""
+"""Billable shipments reach the next billing run as one consumable line, once; free ones, and those whose stock
+came back, never do."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 from core import clock
 from core.db import db
 from core.models import Company
+from modules.inventory import stock
 from modules.rentals_inventory import shipments
 from modules.rentals_inventory.models import Shipment
 from modules.rentals_inventory.tests import support
@@ -97,3 +99,27 @@ def test_shipments_a_contract_includes_are_never_invoiced(app, db_session):
     run_billing(client, staff, clock.today())
 
     assert consumable_lines(client, staff, s.customer.id) == []
+
+
+def test_a_shipment_whose_stock_move_was_reversed_is_neither_billed_nor_counted_as_shipped(app, db_session):
+    client = app.test_client()
+    staff = bearer("dealer_admin")
+    add_company()
+    s = support.standard(consumables_included=False)
+    no_yield = support.toner("TK-5240C", "cyan", s.device, yield_pages=None)
+    support.receive(no_yield, 1, s.warehouse)
+    today = clock.today()
+    day = today - dt.timedelta(days=3)
+    returned = shipments.ship(s.device.id, s.black.id, 2, s.warehouse.id, ship_date=day)
+    shipments.ship(s.device.id, no_yield.id, 1, s.warehouse.id, ship_date=day)
+    db.session.commit()
+    stock.reverse_move(returned.move_id)
+    db.session.commit()
+
+    run_billing(client, staff, today)
+
+    [line] = consumable_lines(client, staff, s.customer.id)
+    assert "TK-5240C" in line["description"]  # the cyan one, not the black that came back
+    assert db.session.get(Shipment, returned.id).billed is False
+    assert shipments.shipped(s.device.id, "black", day, today) == []
+    assert shipments.shipped(s.device.id, "cyan", day, today) == [shipments.ShippedCartridge(day, Decimal(1), None)]
