@@ -32,7 +32,7 @@ from core.admin import arg_id
 from core.db import contains, db
 from core.labels import record_label, record_link
 from core.models import Partner
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting import operations, quotas
 from modules.device_accounting.admin import (
     COLOUR_LABELS,
@@ -64,7 +64,6 @@ from modules.device_accounting.models import (
 from modules.device_accounting.pricing import save_price_list
 from modules.rentals.admin import price
 from modules.rentals.models import Contract, Device, DeviceModel
-from modules.rentals.validation import Checker
 
 SPARE_ENTRIES = 4
 LEDGER_SHOWN = 200

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from core.db import db
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting.models import FUNCTIONS, CostCenter, PrintUser, Quota, Transaction, user_cost_center
-from modules.rentals.validation import MAX_PAGES, Checker, check_customer
+from modules.rentals.validation import MAX_PAGES, check_customer
 
 PRIVILEGE_FIELDS = ("allowed_functions", "color_allowed", "max_sides", "duplex_forced")
 # Paths are written `Amministrazione / Contabilità`: a name may not hold the separator.

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from core.db import db
+from core.validation import Checker
 from modules.device_accounting.models import AccountingSettings
-from modules.rentals.validation import Checker, check_customer
+from modules.rentals.validation import check_customer
 
 # Fifty years: beyond that a number of months is a typing mistake.
 MAX_ANONYMISE_MONTHS = 600

@@ -24,11 +24,11 @@ from core import jobs
 from core.auth.services import normalize_email
 from core.crypto import SealBroken, seal, unseal
 from core.db import db, utcnow
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting.cost_centers import PATH_SEPARATOR, save_cost_center
 from modules.device_accounting.models import CostCenter, Directory, PrintUser
 from modules.device_accounting.users import add_card, disable_card, save_user, username_key
-from modules.rentals.validation import Checker, check_customer
+from modules.rentals.validation import check_customer
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from core import clock
 from core.db import db, utcnow
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting import operations, pricing, privacy, quotas, rollups
 from modules.device_accounting.models import (
     Balance,
@@ -32,7 +32,7 @@ from modules.device_accounting.models import (
     Quota,
     Transaction,
 )
-from modules.rentals.validation import MAX_PAGES, Checker
+from modules.rentals.validation import MAX_PAGES
 
 ItemStatus = Literal["stored", "duplicate", "refused"]
 TX_COLUMNS = (

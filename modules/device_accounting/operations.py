@@ -17,7 +17,7 @@ from core import clock
 from core.db import db, utcnow
 from core.labels import local_datetime
 from core.models import User
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting import quotas, rollups, users
 from modules.device_accounting.directory import DirectoryUnavailable, authenticate
 from modules.device_accounting.models import (
@@ -36,7 +36,7 @@ from modules.device_accounting.pricing import PriceBook, job_cost, price_book, r
 from modules.device_accounting.privacy import document_name_kept
 from modules.device_accounting.privileges import Privileges, effective_privileges, refusal
 from modules.rentals.models import Device, Installation
-from modules.rentals.validation import MAX_PAGES, Checker
+from modules.rentals.validation import MAX_PAGES
 
 PIN_TRIES = 5
 PIN_WINDOW = dt.timedelta(minutes=15)

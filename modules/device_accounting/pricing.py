@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 
 from core.db import db
 from core.labels import enum_label
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting.models import (
     COLOURS,
     FUNCTIONS,
@@ -24,7 +24,7 @@ from modules.device_accounting.models import (
     PriceEntry,
     PriceList,
 )
-from modules.rentals.validation import Checker, check_customer
+from modules.rentals.validation import check_customer
 
 COST_PLACES = Decimal("0.0001")
 # A side costing 100 or a job fee of 10,000 is a typing mistake; the bounds also keep a job's cost storable.

@@ -13,11 +13,11 @@ from flask_babel import gettext as _
 
 from core import clock
 from core.db import db, utcnow
-from core.validation import fail
+from core.validation import Checker, fail
 from modules.device_accounting.models import PrintServer, PrintServerPrinter, PrintServerUser, PrintUser
 from modules.device_accounting.operations import customer_of_device
 from modules.rentals.models import Device
-from modules.rentals.validation import Checker, check_customer
+from modules.rentals.validation import check_customer
 
 # A print server token never looks like a staff API token (`cdk_`), so neither is ever taken for the other.
 TOKEN_PREFIX = "cdps_"

@@ -13,7 +13,7 @@ from core import clock
 from core.db import db
 from core.models import User
 from core.outbox import queue_email
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting.models import (
     QUOTA_MODES,
     QUOTA_PERIODS,
@@ -24,7 +24,7 @@ from modules.device_accounting.models import (
     Quota,
     Transaction,
 )
-from modules.rentals.validation import MAX_PAGES, Checker, check_customer
+from modules.rentals.validation import MAX_PAGES, check_customer
 
 # Amounts of a quota, a cap, an overdraft or one adjustment: below ten million (a typing mistake beyond).
 AMOUNT_LIMIT = Decimal(10_000_000)

@@ -15,10 +15,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from core.auth.services import PASSWORD_METHOD, normalize_email, validate_password
 from core.crypto import keyed_digest
 from core.db import db, utcnow
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting.cost_centers import check_privileges
 from modules.device_accounting.models import Card, CostCenter, PinAttempt, PrintUser, Quota, Transaction
-from modules.rentals.validation import MAX_PAGES, Checker, check_customer
+from modules.rentals.validation import MAX_PAGES, check_customer
 
 # A card number as the reader sends it: letters and digits only; `0004521` and `4521` are two cards.
 CARD_RE = re.compile(r"[0-9A-Za-z]{1,64}")

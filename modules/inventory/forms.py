@@ -27,7 +27,7 @@ def parse_quantity(text: str | None, field: str = "quantity") -> Decimal:
 def parse_date(text: str | None, field: str = "move_date") -> dt.date | None:
     """A date from an <input type="date"> (YYYY-MM-DD); empty: None (the move is dated today)."""
     check = Checker()
-    value = check.date(field, text)
+    value = check.date(field, text, required=False)
     check.raise_if_any()
     return value
 

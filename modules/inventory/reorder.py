@@ -162,7 +162,7 @@ def expect_receipt(
     product = _product(check, product_id)
     warehouse = _warehouse(check, warehouse_id)
     amount = check.quantity("quantity", quantity)
-    day = check.date("expected_date", expected_date)
+    day = check.date("expected_date", expected_date, required=False)
     reference = check.text("reference", reference, 100)
     check.raise_if_any()
     receipt = ExpectedReceipt(

@@ -258,7 +258,7 @@ def _check(
         if "from_location" not in check and "to_location" not in check:
             for field, message in (may_use(user, origin, target) or {}).items():
                 check.fail(field, message)
-    day = check.date("move_date", move_date) or clock.today()
+    day = check.date("move_date", move_date, required=False) or clock.today()
     if day > clock.today():
         check.fail("move_date", _("A move cannot be dated in the future."))
     reference = check.text("reference", reference, 100)

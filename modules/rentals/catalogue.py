@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from core.db import db
+from core.validation import Checker
 from modules.rentals.models import DeviceModel, Manufacturer, MeterType
-from modules.rentals.validation import Checker
 
 METER_CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 # Labels of the usual meters; another code gets its code as label until someone edits it in the catalogue.

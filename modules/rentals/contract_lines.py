@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from core.db import db
+from core.validation import Checker
 from modules.rentals.devices import move_device, open_line
 from modules.rentals.models import Contract, ContractLine, Device, DeviceModel, Installation, LineCounter
-from modules.rentals.validation import MAX_PAGES, Checker, as_int
+from modules.rentals.validation import MAX_PAGES, as_int
 
 
 def _check_counters(

@@ -11,12 +11,12 @@ from flask_babel import gettext as _
 from core import clock
 from core.db import db
 from core.sequences import format_number, next_number
-from core.validation import MAX_COUNTER, fail
+from core.validation import MAX_COUNTER, Checker, fail
 from modules.rentals import periods as rules
 from modules.rentals.catalogue import KNOWN_METERS, meter_type
 from modules.rentals.contract_lines import check_join, join_contract
 from modules.rentals.models import Allowance, Contract, MeterType, PriceBand
-from modules.rentals.validation import MAX_PAGES, Checker, as_int, check_customer
+from modules.rentals.validation import MAX_PAGES, as_int, check_customer
 
 CONTRACT_SEQUENCE = "contract"
 MAX_PERIODS = 1200

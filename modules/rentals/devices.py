@@ -12,9 +12,10 @@ from flask_babel import gettext as _
 
 from core import clock
 from core.db import db
+from core.validation import Checker
 from modules.rentals.catalogue import check_meter_codes, find_manufacturer, find_model, find_or_create_model
 from modules.rentals.models import DEVICE_STATUSES, ContractLine, Device, Installation
-from modules.rentals.validation import Checker, check_customer
+from modules.rentals.validation import check_customer
 
 
 def normalize_serial(serial: str) -> str:

@@ -17,12 +17,12 @@ from core import clock
 from core.db import db, utcnow
 from core.models import User
 from core.outbox import queue_email
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.inventory import locations, stock
 from modules.inventory.models import REAL_KINDS, Location, Product, StockMove
 from modules.inventory.validation import MAX_QUANTITY
 from modules.rentals.models import Consumable, ContractLine, Device, DeviceModel
-from modules.rentals.validation import MAX_PAGES, Checker
+from modules.rentals.validation import MAX_PAGES
 from modules.rentals_inventory.models import COLOURS, ProductFit, Shipment
 
 MONO_COLOURS = frozenset({"black"})

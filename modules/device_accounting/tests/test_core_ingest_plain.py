@@ -11,13 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from core.db import db, utcnow
-from core.validation import ValidationError
+from core.validation import Checker, ValidationError
 from modules.device_accounting import operations, pricing
 from modules.device_accounting.ingest import _Finder, record_batch
 from modules.device_accounting.models import PriceEntry
 from modules.device_accounting.pricing import save_price_list
 from modules.device_accounting.tests import core_support as s
-from modules.rentals.validation import Checker
 
 
 def _variants(machine, anna, bruno, centers) -> list[dict]:

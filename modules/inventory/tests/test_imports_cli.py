@@ -30,7 +30,7 @@ def test_product_import_checks_every_row_and_writes_all_or_none(db_session):
         (5, "barcode", "Another product already has the barcode 632983051256."),
         (5, "colour", "Choose one of: black, cyan, magenta, yellow"),
         (5, "cost", "Must not be negative."),
-        (5, "serial_tracked", "Write yes or no."),
+        (5, "serial_tracked", "Not yes or no: forse"),
         (5, "yield_pages", "Must be between 1 and 10000000."),
     ]
     assert product_codes() == []  # nothing written, not even the good rows
