@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from conftest import backends, database_url, make_app, migrate, wipe_rows
+from core.clock import DEFAULT_TIMEZONE
 from modules.lan_licensing import licence as lic
 
 VENDOR = lic.generate_key()
@@ -14,9 +16,15 @@ VENDOR_PUBLIC = lic.public_key_text(VENDOR.public_key())
 EVERY_FEATURE = ("rentals", "metering", "invoicing", "device_accounting")
 
 
+def dealer_today() -> dt.date:
+    """Today in the dealer's time zone (the demo's Europe/Rome), as the licence's days are counted: between 23:00
+    and midnight UTC the machine's date is a day behind."""
+    return dt.datetime.now(ZoneInfo(DEFAULT_TIMEZONE)).date()
+
+
 def licence_text(key=VENDOR, **fields) -> str:
     """A licence signed by `key` (the trusted vendor key unless given), valid this year unless told otherwise."""
-    today = dt.date.today()
+    today = dealer_today()
     values = {
         "licence_id": "L-2026-001",
         "licensee_name": "Copyservice Lombardia Srl",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modules.lan_licensing import licence as lic
-from modules.lan_licensing.tests.conftest import VENDOR, install, licence_text
+from modules.lan_licensing.tests.conftest import VENDOR, dealer_today, install, licence_text
 
 
 def _rewrite(text: str, change) -> str:
@@ -67,7 +67,7 @@ def test_another_key_id_pasted_in_does_not_help():
 
 def test_not_yet_valid_and_another_installation_are_refused_at_install(start):
     app = start()
-    later = licence_text(valid_from=dt.date.today() + dt.timedelta(days=3))
+    later = licence_text(valid_from=dealer_today() + dt.timedelta(days=3))
     with pytest.raises(lic.LicenceError) as refused:
         install(app, later)
     assert refused.value.code == "not_yet_valid" and "not valid yet" in refused.value.message

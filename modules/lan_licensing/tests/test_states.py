@@ -10,10 +10,10 @@ import time_machine
 from core.db import db
 from core.models import Partner
 from modules.lan_licensing import installation, state
-from modules.lan_licensing.tests.conftest import install, licence_text
+from modules.lan_licensing.tests.conftest import dealer_today, install, licence_text
 from tests.auth_support import login, make_customer, make_user, post_form
 
-TODAY = dt.date.today()
+TODAY = dealer_today()
 
 
 def _admin(app):
