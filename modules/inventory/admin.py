@@ -194,33 +194,8 @@ class ProductView(InventoryView):
 
     details_template = "inventory/admin/product_details.html"
     column_list = ("code", "description", "colour", "yield_pages", "barcode", "sale_price", "on_hand", "active")
-    column_details_list = (
-        "code",
-        "description",
-        "unit",
-        "barcode",
-        "cost",
-        "sale_price",
-        "vat_rate",
-        "serial_tracked",
-        "colour",
-        "yield_pages",
-        "active",
-        "created_at",
-    )
-    column_export_list = (
-        "code",
-        "description",
-        "unit",
-        "barcode",
-        "cost",
-        "sale_price",
-        "vat_rate",
-        "serial_tracked",
-        "colour",
-        "yield_pages",
-        "active",
-    )
+    column_details_list = (*products.FIELDS, "created_at")
+    column_export_list = products.FIELDS
     column_labels = {
         "code": _l("Code"),
         "description": _l("Description"),
