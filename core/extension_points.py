@@ -195,6 +195,24 @@ class DeviceDelivery(Protocol):
         """Post the delivery, or raise ValidationError naming a field (shown on the van page)."""
 
 
+@dataclass(frozen=True)
+class PaymentStatus:
+    """How far a posted invoice is paid, as the module keeping the books sees it (accounting)."""
+
+    state: str  # paid | partial | overdue | open | collecting
+    amount_due: Decimal
+    label: str  # the state in the reader's language, with what makes it (partial: how much is paid)
+
+
+@runtime_checkable
+class PaymentStatusProvider(Protocol):
+    """Tells invoicing's pages and API how far invoices are paid; invoicing records no payments itself."""
+
+    def payment_states(self, invoice_ids: Sequence[int]) -> dict[int, PaymentStatus]:
+        """The state of each posted invoice or credit note of `invoice_ids` it knows (others are left out), in a
+        few queries for all of them (a list page asks once per page); must not write."""
+
+
 @dataclass(frozen=True, eq=False)
 class ExtensionPoint(Generic[T]):
     """A named registry slot whose implementations satisfy `protocol`; `implementations(point)` is a `list[T]`."""
@@ -211,6 +229,7 @@ BANNERS: ExtensionPoint[BannerProvider] = ExtensionPoint("banners", BannerProvid
 LOGIN_GATE: ExtensionPoint[LoginGate] = ExtensionPoint("login_gate", LoginGate)
 LICENCE_USAGE: ExtensionPoint[LicenceUsageProvider] = ExtensionPoint("licence_usage", LicenceUsageProvider)
 DEVICE_DELIVERY: ExtensionPoint[DeviceDelivery] = ExtensionPoint("device_delivery", DeviceDelivery)
+PAYMENT_STATUS: ExtensionPoint[PaymentStatusProvider] = ExtensionPoint("payment_status", PaymentStatusProvider)
 EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (
     BILLABLE_SOURCE,
     DASHBOARD,
@@ -220,6 +239,7 @@ EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (
     LOGIN_GATE,
     LICENCE_USAGE,
     DEVICE_DELIVERY,
+    PAYMENT_STATUS,
 )
 
 

@@ -60,6 +60,8 @@ class Partner(AddressMixin, db.Model):
     language: Mapped[str] = mapped_column(String(5), default="it")
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=30)
     payment_end_of_month: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Split payment (scissione dei pagamenti, art. 17-ter DPR 633/72): a public body pays the VAT to the state.
+    split_payment: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

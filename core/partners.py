@@ -138,6 +138,7 @@ FIELD_LABELS = {
     "language": _l("Language"),
     "payment_terms_days": _l("Payment terms (days)"),
     "payment_end_of_month": _l("Payment at end of month"),
+    "split_payment": _l("Split payment"),
     "is_customer": _l("Customer"),
     "is_supplier": _l("Supplier"),
     "active": _l("Active"),
@@ -161,7 +162,7 @@ class PartnerView(SecuredModelView):
     details_template = "admin/partner_details.html"
     column_list = ("name", "vat_number", "city", "email", "language", "is_customer", "active")
     column_searchable_list = ("name", "vat_number", "fiscal_code", "email", "city")
-    column_filters = ("is_customer", "is_supplier", "active", "city", "province", "language")
+    column_filters = ("is_customer", "is_supplier", "active", "split_payment", "city", "province", "language")
     column_default_sort = "name"
     column_labels = FIELD_LABELS
     column_enums = {"language": "language"}

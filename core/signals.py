@@ -22,6 +22,13 @@ reading_recorded = _signals.signal(
     "their state commits or rolls back with the reading, must be quick and must not raise. kwargs: reading_id, "
     "device_id.",
 )
+invoice_posting = _signals.signal(
+    "invoice-posting",
+    doc="An invoice or credit note is being posted: it has its number, dates and state 'posted', in the same "
+    "transaction (before commit). Receivers write in db.session so their rows commit or roll back with the "
+    "posting; a receiver that raises makes invoicing.services.post raise, and the caller rolls the posting back "
+    "(accounting posts the sales entry here). kwargs: invoice (modules.invoicing.models.Invoice).",
+)
 invoice_posted = _signals.signal(
     "invoice-posted", doc="An invoice or credit note got its number. kwargs: invoice_id, customer_id."
 )

@@ -52,6 +52,7 @@ class CustomerSchema(ma.Schema):
     language = String(validate=ma.validate.OneOf(LANGUAGES))
     payment_terms_days = Integer(validate=ma.validate.Range(min=0, max=3650))
     payment_end_of_month = Boolean()
+    split_payment = Boolean(metadata={"description": "Scissione dei pagamenti: the customer pays only the net."})
     active = Boolean()
     notes = String(allow_none=True, validate=ma.validate.Length(max=10_000))
     address = ma.fields.Nested(AddressSchema)

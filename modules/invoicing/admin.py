@@ -20,7 +20,7 @@ from core.db import contains, db
 from core.models import Partner
 from core.settings import get_setting
 from core.validation import ValidationError
-from modules.invoicing import fatturapa, pdf, runs, services
+from modules.invoicing import fatturapa, payment_status, pdf, runs, services
 from modules.invoicing.models import INVOICE_STATES, BillingRun, Invoice
 
 DEFAULT_REVIEW_THRESHOLD = 20
@@ -192,6 +192,8 @@ class InvoicesView(SecuredView):
             search=search,
             states=INVOICE_STATES,
             email_state=email_state,
+            payments_tracked=payment_status.tracked(),
+            payments=payment_status.payment_states(page.items),
         )
 
     @expose("/<int:invoice_id>")
@@ -201,7 +203,11 @@ class InvoicesView(SecuredView):
             sa.select(Invoice).where(Invoice.original_id == invoice.id).order_by(Invoice.id)
         ).all()
         return self.render(
-            "invoicing/admin/invoice.html", invoice=invoice, credit_notes=credit_notes, email_state=email_state
+            "invoicing/admin/invoice.html",
+            invoice=invoice,
+            credit_notes=credit_notes,
+            email_state=email_state,
+            payment=payment_status.payment_state(invoice),
         )
 
     @expose("/<int:invoice_id>/post", methods=["POST"])

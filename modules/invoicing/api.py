@@ -8,16 +8,19 @@ import marshmallow as ma
 from flask import Response
 from flask.views import MethodView
 from sqlalchemy import Select
+from sqlalchemy.orm import selectinload
 
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
-from core.api.fields import DecimalString, Integer, String
+from core.api.fields import DECIMAL_PATTERN, DecimalString, Integer, String
 from core.api.helpers import ID_PATH, answering, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import confined_customer, customer_scoped
 from core.db import db
-from modules.invoicing import fatturapa, pdf, runs, services
+from modules.invoicing import fatturapa, payment_status, pdf, runs, services
 from modules.invoicing.models import DOCUMENT_TYPES, INVOICE_STATES, BillingRun, Invoice
+
+PAYMENT_STATES = ["paid", "partial", "overdue", "open", "collecting"]
 
 runs_blp = ApiBlueprint("invoicing_runs", __name__, url_prefix="/billing-runs", description="Billing runs.")
 invoices_blp = ApiBlueprint(
@@ -144,9 +147,37 @@ class InvoiceSchema(ma.Schema):
     vat_total = DecimalString()
     total = DecimalString()
     email_status = ma.fields.Method("_email_status", metadata={"description": "Outbox status of the email."})
+    payment_state = ma.fields.Method(
+        "_payment_state",
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "enum": [*PAYMENT_STATES, None],
+            "description": "How far a posted document is paid (`collecting`: in a direct debit being collected); "
+            "null for drafts and when no enabled module keeps payments.",
+        },
+    )
+    amount_due = ma.fields.Method(
+        "_amount_due",
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "pattern": DECIMAL_PATTERN,
+            "description": "What is still to be paid (for a credit note: still to be refunded or set off); null as "
+            "payment_state.",
+        },
+    )
 
     def _email_status(self, invoice: Invoice) -> str | None:
         return invoice.email_message.status if invoice.email_message else None
+
+    def _payment_state(self, invoice: Invoice) -> str | None:
+        status = payment_status.payment_state(invoice)
+        return status.state if status else None
+
+    def _amount_due(self, invoice: Invoice) -> str | None:
+        status = payment_status.payment_state(invoice)
+        return str(status.amount_due) if status else None
 
 
 class InvoiceListArgs(PageArgs):
@@ -195,11 +226,14 @@ class Invoices(MethodView):
 
         Newest first. A customer's token lists only its own posted documents.
         """
-        query = _visible_invoices()
+        # What each item shows of its relations comes with the page, not one query per row.
+        query = _visible_invoices().options(selectinload(Invoice.lines), selectinload(Invoice.email_message))
         for key in ("customer_id", "contract_id", "billing_run_id", "state", "type"):
             if key in args:
                 query = query.where(getattr(Invoice, key) == args[key])
-        return paginate(query.order_by(Invoice.id.desc()), args)
+        page = paginate(query.order_by(Invoice.id.desc()), args)
+        payment_status.payment_states(page["items"])  # the page's states at once, not one question per row
+        return page
 
 
 @invoices_blp.route(f"/<{ID_PATH}:invoice_id>")

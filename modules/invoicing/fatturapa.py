@@ -4,6 +4,8 @@ Choices (docs/invoicing.md): amounts carry exactly 2 decimals and unit prices 2 
 quantities 2 to 3; a credit note repeats the credited amounts as positive values, as TD04 expects; a 0% line is
 Natura N2.2 ("non soggette - altri casi"), to be reviewed by the dealer's accountant for special regimes. A customer
 outside Italy gets CodiceDestinatario XXXXXXX and its VAT number split from its prefix (IdPaese ES, IdCodice B1234...).
+A customer under split payment (Partner.split_payment) gets EsigibilitaIVA "S" on its taxed summary rows and an
+ImportoPagamento of the net (total - VAT): it pays the VAT to the State.
 The file is
 `IT<VAT>_<progressive>.xml`, the progressive being the document id in base 36, five characters.
 """
@@ -159,6 +161,8 @@ def build(invoice: Invoice) -> bytes:
         _add(detail, "AliquotaIVA", _money(line.vat_rate))
         if not line.vat_rate:
             _add(detail, "Natura", ZERO_RATE_NATURE)
+    # Split payment (art. 17-ter DPR 633/72): the public customer pays the VAT to the State, the dealer only the net.
+    split = bool(customer.split_payment)
     for rate, base, vat in vat_summary(invoice.lines):
         summary = _add(goods, "DatiRiepilogo")
         _add(summary, "AliquotaIVA", _money(rate))
@@ -166,7 +170,8 @@ def build(invoice: Invoice) -> bytes:
             _add(summary, "Natura", ZERO_RATE_NATURE)
         _add(summary, "ImponibileImporto", _money(base))
         _add(summary, "Imposta", _money(vat))
-        _add(summary, "EsigibilitaIVA", "I")
+        # SDI refuses "S" on a row without VAT (Natura): those stay "I".
+        _add(summary, "EsigibilitaIVA", "S" if split and rate else "I")
 
     payment = _add(body, "DatiPagamento")
     _add(payment, "CondizioniPagamento", "TP02")
@@ -174,7 +179,8 @@ def build(invoice: Invoice) -> bytes:
     _add(payment_detail, "ModalitaPagamento", "MP05")
     if invoice.due_date:
         _add(payment_detail, "DataScadenzaPagamento", invoice.due_date.isoformat())
-    _add(payment_detail, "ImportoPagamento", _money(invoice.total))
+    due = invoice.total - invoice.vat_total if split else invoice.total
+    _add(payment_detail, "ImportoPagamento", _money(due))
     if company.iban:
         _add(payment_detail, "IBAN", company.iban.replace(" ", ""))
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -10,7 +10,7 @@ from core.auth.scoping import customer_scoped, get_scoped_or_404
 from core.db import db
 from core.portal import portal_view
 from core.validation import ValidationError
-from modules.invoicing import fatturapa, pdf
+from modules.invoicing import fatturapa, payment_status, pdf
 from modules.invoicing.models import Invoice
 
 bp = Blueprint("invoicing_portal", __name__, url_prefix="/portal/invoices")
@@ -34,7 +34,12 @@ def _download(content: bytes, mimetype: str, filename: str) -> Response:
 def invoices():
     query = customer_scoped(db.select(Invoice), Invoice.customer_id).where(Invoice.state == "posted")
     documents = db.session.scalars(query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()).limit(500)).all()
-    return render_template("invoicing/portal/invoices.html", invoices=documents, user=current_user)
+    return render_template(
+        "invoicing/portal/invoices.html",
+        invoices=documents,
+        payments=payment_status.payment_states(documents),
+        user=current_user,
+    )
 
 
 @bp.route("/<int:invoice_id>.pdf")

@@ -250,6 +250,8 @@ def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
         db.session.execute(sa.delete(BilledRef).where(BilledRef.line_id.in_(reversed_ids)))
         _announce_released(db.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.id.in_(reversed_ids))))
     db.session.flush()
+    # Same transaction: a receiver that fails (accounting's entry) fails the posting, and the caller rolls back.
+    signals.invoice_posting.send(current_app._get_current_object(), invoice=invoice)
     on_commit(functools.partial(_deliver_posted, current_app._get_current_object(), invoice.id, invoice.customer_id))
     return invoice
 

@@ -1,0 +1,1 @@
+"""Accounting: the dealer's books in double entry, fed by invoicing (docs/accounting.md)."""

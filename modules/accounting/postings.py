@@ -1,0 +1,164 @@
+"""Sales entries of invoices and credit notes, posted in the same transaction as the document (both or neither).
+
+An invoice debits the customer's receivable for its total (with the invoice and its due date on the line), credits
+the income account of each line kind (settings.income_account) for the net and VAT payable per rate (the rate and
+taxable amount on the line). A credit note posts the same with debits and credits swapped, and its receivable credit
+is matched at once with what is still open on its original invoice. A customer under split payment (Partner
+.split_payment) pays only the net: the entry also debits VAT payable and credits the receivable for the VAT, matched
+at once with the invoice's debit. One entry per document: UNIQUE(source, source_id) with source "invoice".
+
+Invoicing allows negative unit prices, so a line kind, a VAT rate or the total may sum below zero: such an amount is
+posted on the opposite side (a negative income is a debit), and an amount of zero is no line. A document whose every
+amount is zero (a zero invoice) posts no entry: there is nothing to record, and nothing is left open.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from core import signals
+from core.context import ModuleContext
+from core.db import db
+from core.validation import fail
+from modules.accounting import chart, ledger, reconcile, settings
+from modules.accounting.ledger import LineSpec
+from modules.accounting.models import Entry, EntryLine
+from modules.invoicing import services
+from modules.invoicing.models import Invoice
+
+ZERO = Decimal("0.00")
+
+
+def connect(ctx: ModuleContext) -> None:
+    """Post every invoice and credit note invoicing posts in this app (not in other apps of the process)."""
+    signals.invoice_posting.connect(on_invoice_posting, sender=ctx.app, weak=False)
+
+
+def on_invoice_posting(app, invoice: Invoice, **_kwargs) -> None:
+    post_invoice(invoice)
+
+
+def _side(account: object, amount: Decimal, *, credit: bool, **fields) -> list[LineSpec]:
+    """`amount` debited (credit=False) or credited on `account`: a negative amount goes to the opposite side, a zero
+    amount is no line at all (invoicing allows negative unit prices, so a kind or a rate may sum below zero)."""
+    if not amount:
+        return []
+    if (amount > 0) == credit:
+        return [LineSpec(account, credit=abs(amount), **fields)]
+    return [LineSpec(account, debit=abs(amount), **fields)]
+
+
+def _lines(invoice: Invoice) -> list[LineSpec]:
+    """The invoice's lines as an invoice posts them (a credit note swaps them); empty when every amount is zero."""
+    receivable = settings.receivable_account()
+    vat_payable = settings.vat_payable_account()
+    income: dict[str, Decimal] = defaultdict(Decimal)
+    for line in invoice.lines:
+        income[settings.income_account_code(line.kind)] += Decimal(line.amount)
+    customer = invoice.customer
+    owed = {"partner_id": invoice.customer_id, "invoice_id": invoice.id, "due_date": invoice.due_date}
+    specs = _side(
+        receivable, Decimal(invoice.total), credit=False, label=f"{invoice.number} {customer.name}"[:200], **owed
+    )
+    for code, amount in sorted(income.items()):
+        specs += _side(code, amount, credit=True, label=invoice.number)
+    for rate, base, vat in services.vat_summary(invoice.lines):
+        label = _("VAT %(rate)s, %(number)s", rate=f"{_rate(rate)}%", number=invoice.number)
+        specs += _side(vat_payable, vat, credit=True, label=label, vat_rate=rate, vat_base=base)
+    if customer.split_payment and invoice.vat_total:
+        label = _("Split payment %(number)s", number=invoice.number)
+        specs += _side(vat_payable, Decimal(invoice.vat_total), credit=False, label=label)
+        specs += _side(receivable, Decimal(invoice.vat_total), credit=True, label=label, **owed)
+    if invoice.type == "credit_note":
+        specs = [_swapped(spec) for spec in specs]
+    return specs
+
+
+def _rate(rate: Decimal) -> str:
+    return f"{rate.normalize():f}"
+
+
+def _swapped(spec: LineSpec) -> LineSpec:
+    return LineSpec(
+        spec.account,
+        debit=spec.credit,
+        credit=spec.debit,
+        partner_id=spec.partner_id,
+        label=spec.label,
+        invoice_id=spec.invoice_id,
+        due_date=spec.due_date,
+        vat_rate=spec.vat_rate,
+        vat_base=-spec.vat_base if spec.vat_base is not None else None,
+    )
+
+
+def post_invoice(invoice: Invoice) -> Entry | None:
+    """The sales entry of a posted invoice or credit note: posted now, or the one it already has. A document whose
+    every amount is zero has nothing to post: None, and no entry."""
+    existing = ledger.entry_for("invoice", invoice.id)
+    if existing is not None:
+        return existing
+    if invoice.state != "posted" or not invoice.number:
+        fail("invoice", _("Only a posted invoice or credit note has an entry."))
+    chart.ensure_installed()
+    lines = _lines(invoice)
+    if not lines:
+        return None
+    entry = ledger.post_entry(
+        "sales",
+        invoice.issue_date,
+        lines,
+        reference=invoice.number,
+        source="invoice",
+        source_id=invoice.id,
+    )
+    _match_at_once(invoice, entry)
+    return entry
+
+
+def _receivables(entry: Entry, invoice_id: int) -> tuple[list[EntryLine], list[EntryLine]]:
+    receivable_id = settings.receivable_account().id
+    lines = [ln for ln in entry.lines if ln.account_id == receivable_id and ln.invoice_id == invoice_id]
+    return [ln for ln in lines if ln.debit > 0], [ln for ln in lines if ln.credit > 0]
+
+
+def _match_at_once(invoice: Invoice, entry: Entry) -> None:
+    """Split payment's VAT against the document's own receivable; a credit note against its original invoice."""
+    debits, credits = _receivables(entry, invoice.id)
+    if len(debits) == 1 and len(credits) == 1:  # split payment: one side is the total, the other the VAT
+        reconcile.reconcile(debits[0], credits[0], auto=True)
+    if invoice.type != "credit_note" or invoice.original_id is None:
+        return
+    original = ledger.entry_for("invoice", invoice.original_id)
+    if original is None:
+        return
+    open_debits = [ln for ln in _receivables(original, invoice.original_id)[0] if reconcile.residual(ln) > 0]
+    open_credits = [ln for ln in credits if reconcile.residual(ln) < 0]
+    for credit in open_credits:
+        for debit in open_debits:
+            left = min(reconcile.residual(debit), -reconcile.residual(credit))
+            if left > 0:
+                reconcile.reconcile(debit, credit, left, auto=True)
+
+
+def backfill() -> int:
+    """Post the entry of every posted document that has none, oldest number first; returns how many it posted.
+
+    For a database where accounting is enabled after invoices were posted (`flask accounting backfill`).
+    """
+    posted = sa.select(Entry.source_id).where(Entry.source == "invoice")
+    query = (
+        sa.select(Invoice)
+        .where(Invoice.state == "posted", Invoice.id.not_in(posted))
+        .order_by(Invoice.issue_date, sa.case((Invoice.type == "invoice", 0), else_=1), Invoice.sequence_number)
+    )
+    chart.ensure_installed()
+    count = 0
+    for invoice in db.session.scalars(query).all():
+        if post_invoice(invoice) is not None:
+            count += 1
+    return count
