@@ -2,6 +2,7 @@
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
+SNMPSIM := $(VENV)/snmpsim
 FLASK  := $(BIN)/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
@@ -22,8 +23,14 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
 
+# The tests' SNMP agent simulator (snmpsim) lives in a venv of its own: its pins differ from the app's.
+$(SNMPSIM)/.installed: requirements-snmpsim.txt | $(BIN)/python
+	$(PYTHON) -m venv $(SNMPSIM)
+	$(SNMPSIM)/bin/pip install -q -r requirements-snmpsim.txt
+	touch $@
+
 install: $(VENV)/.installed translations
-install-dev: $(VENV)/.installed-dev translations
+install-dev: $(VENV)/.installed-dev $(SNMPSIM)/.installed translations
 
 # Compile the gettext catalogues (.po -> .mo) of core and of every module.
 translations: $(VENV)/.installed

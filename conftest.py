@@ -20,6 +20,8 @@ pytest_plugins = [
     "tests.browser_support",
     "tests.ldap_server",
     "tests.cups_server",
+    "tests.imap_server",
+    "tests.snmp_server",
 ]
 
 os.environ.setdefault("COPYDESK_INSTANCE", str(Path(__file__).parent / "instance" / "test"))
