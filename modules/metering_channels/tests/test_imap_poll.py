@@ -15,6 +15,7 @@ from modules.metering.validation import validate_reading
 from modules.metering_channels import emails, imap_poll, jobs
 from modules.metering_channels.models import CounterEmail, Mailbox
 from modules.metering_channels.tests import samples
+from modules.metering_channels.tests.test_email_profiles import CASES
 
 PROCESSED = "Copydesk/Processed"
 UNMATCHED = "Copydesk/Unmatched"
@@ -49,6 +50,43 @@ def test_reports_become_readings_once_however_often_the_poll_runs(db_session, im
     mailbox = db_session.get(Mailbox, mailbox.id)
     assert (mailbox.processed_count, mailbox.unmatched_count, mailbox.last_error) == (2, 0, None)
     assert mailbox.last_polled_at is not None
+
+
+# The serial each sample of test_email_profiles.CASES reports, in the same order.
+SAMPLE_SERIALS = (
+    "VCF9X12345",
+    "E174M12345",
+    "2XY12345",
+    "AA2J021012345",
+    "CNBRP12345",
+    "3501234500",
+    "3390123456",
+    "7538123456789",
+)
+
+
+def test_every_makes_sample_in_the_mailbox_becomes_one_reading_of_its_device(db_session, imap_server, mailbox_of):
+    pairs = zip(CASES, SAMPLE_SERIALS, strict=True)
+    devices = {make: samples.on_contract(serial, make=make) for (make, _raw, _name), serial in pairs}
+    mailbox_of(imap_server)
+    for _make, raw, _name in CASES:
+        imap_server.append(raw)
+
+    for _ in range(3):
+        jobs.poll_mailboxes()
+
+    by_device = {reading.device_id: reading for reading in readings()}
+    assert len(readings()) == len(CASES)
+    for make, device in devices.items():
+        reading = by_device[device.id]
+        assert (make, reading.source, reading.status, reading.counters) == (
+            make,
+            "email",
+            "accepted",
+            {"bw": 11_850, "color": 2_310},
+        )
+    assert imap_server.messages("INBOX") == []
+    assert len(imap_server.messages(PROCESSED)) == len(CASES)
 
 
 def test_the_same_report_sent_again_is_one_reading(db_session, imap_server, mailbox_of):
