@@ -40,11 +40,48 @@ def _chargeback():
     return Chargeback(contract_id=contract.id, start_date=dt.date(2026, 3, 1))
 
 
+def _first_customer() -> Partner:
+    return db.session.scalars(sa.select(Partner).where(Partner.is_customer.is_(True)).order_by(Partner.id)).first()
+
+
+def _sepa_mandate():
+    from modules.accounting.models import SepaMandate
+
+    return SepaMandate(
+        partner_id=_first_customer().id,
+        reference="RUM-EXPORT-1",
+        signed_on=dt.date(2026, 1, 15),
+        iban="IT60X0542811101000000123456",
+    )
+
+
+def _sepa_batch():
+    from modules.accounting.models import SepaBatch
+
+    return SepaBatch(
+        message_id="SDD-2026-EXPORT",
+        collection_date=dt.date(2026, 12, 10),
+        due_from=dt.date(2026, 12, 1),
+        due_to=dt.date(2026, 12, 31),
+        filename="SDD-2026-EXPORT.xml",
+        content=b"<Document/>",
+    )
+
+
+def _dunning_letter():
+    from modules.accounting.models import DunningLetter
+
+    return DunningLetter(partner_id=_first_customer().id, step=7, sent_on=dt.date(2026, 11, 20), invoice_ids=[])
+
+
 # Rows for the lists the demo data leaves empty, so every export is tried with something in it.
 EXTRA_ROWS = {
     "metering_replacement": _meter_replacement,
     "metering_schedule": _reading_schedule,
     "device_accounting_chargeback": _chargeback,
+    "accounting_sepa_mandate": _sepa_mandate,
+    "accounting_sepa_batch": _sepa_batch,
+    "accounting_dunning_letter": _dunning_letter,
 }
 
 

@@ -23,6 +23,7 @@ FULL_CUSTOMER = {
     "language": "en",
     "payment_terms_days": 60,
     "payment_end_of_month": True,
+    "split_payment": True,
     "active": True,
     "notes": "Ring before delivering toner.",
     "address": {"street": "Via Roma 1", "city": "Milano", "postal_code": "20121", "province": "MI", "country": "it"},

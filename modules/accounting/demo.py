@@ -61,7 +61,7 @@ STATEMENT_FILE = "movimenti_novembre_2026.csv"
 SUPPLIERS = (
     # name, VAT number, city, email
     ("Ricambi Ufficio Italia Srl", "01234560157", "Sesto San Giovanni", "ordini@ricambiufficio.example"),
-    ("Rete Dati Lombardia Spa", "09876540151", "Milano", "fatture@retedati.example"),
+    ("Rete Dati Lombardia Spa", "09876540155", "Milano", "fatture@retedati.example"),
 )
 BILLS = (
     # supplier, number, date, due, lines (description, account, net, VAT rate); registered in date order
