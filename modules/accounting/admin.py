@@ -278,18 +278,7 @@ class AccountView(AccountingView):
     column_sortable_list = ("code", "type")
     column_default_sort = "code"
     page_size = 200
-    form_columns = (
-        "code",
-        "name_it",
-        "name_en",
-        "name_es",
-        "type",
-        "parent",
-        "postable",
-        "reconcilable",
-        "needs_partner",
-        "active",
-    )
+    form_columns = column_details_list
     form_choices = {"type": list(ACCOUNT_TYPE_LABELS.items())}
     form_args = {
         "code": {"description": _l("Four digits in the style of the chart: 58xx revenue, 41xx purchases.")},

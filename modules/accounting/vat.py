@@ -86,8 +86,26 @@ def _totals(lines: Iterable[RateLine]) -> list[RateLine]:
     return [RateLine(rate, *sums) for rate, sums in sorted(taxable.items())]
 
 
+class _RateTotals:
+    """A register row's totals over its lines per rate."""
+
+    rates: list[RateLine]
+
+    @property
+    def taxable(self) -> Decimal:
+        return sum((line.taxable for line in self.rates), ZERO)
+
+    @property
+    def vat(self) -> Decimal:
+        return sum((line.vat for line in self.rates), ZERO)
+
+    @property
+    def total(self) -> Decimal:
+        return self.taxable + self.vat
+
+
 @dataclass
-class SalesRow:
+class SalesRow(_RateTotals):
     invoice: Invoice
     rates: list[RateLine]
     split_payment: bool
@@ -96,39 +114,15 @@ class SalesRow:
     def sign(self) -> int:
         return -1 if self.invoice.type == "credit_note" else 1
 
-    @property
-    def taxable(self) -> Decimal:
-        return sum((line.taxable for line in self.rates), ZERO)
-
-    @property
-    def vat(self) -> Decimal:
-        return sum((line.vat for line in self.rates), ZERO)
-
-    @property
-    def total(self) -> Decimal:
-        return self.taxable + self.vat
-
 
 @dataclass
-class PurchasesRow:
+class PurchasesRow(_RateTotals):
     bill: SupplierBill
     rates: list[RateLine]
 
     @property
-    def taxable(self) -> Decimal:
-        return sum((line.taxable for line in self.rates), ZERO)
-
-    @property
-    def vat(self) -> Decimal:
-        return sum((line.vat for line in self.rates), ZERO)
-
-    @property
     def deductible(self) -> Decimal:
         return sum((line.deductible for line in self.rates), ZERO)
-
-    @property
-    def total(self) -> Decimal:
-        return self.taxable + self.vat
 
 
 @dataclass
