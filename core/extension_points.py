@@ -35,6 +35,8 @@ class BillableLine:
     device_id: int | None = None
     unit: str = "pz"
     extra: dict[str, Any] = field(default_factory=dict)
+    # A code of core_vat_code (core.vat_codes); None: the default code of `vat_rate`.
+    vat_code: str | None = None
 
 
 @runtime_checkable
@@ -213,6 +215,42 @@ class PaymentStatusProvider(Protocol):
         few queries for all of them (a list page asks once per page); must not write."""
 
 
+@dataclass(frozen=True)
+class InvoiceReference:
+    """The public procurement references of a contract, printed on its e-invoices (FatturaPA 2.1.3 / 2.1.2)."""
+
+    kind: str  # contract (DatiContratto) | order (DatiOrdineAcquisto)
+    reference: str  # IdDocumento: the customer's contract or order number
+    date: dt.date | None = None
+    cig: str | None = None
+    cup: str | None = None
+
+
+@runtime_checkable
+class InvoiceReferenceProvider(Protocol):
+    """Gives invoicing the procurement references of contracts (rentals), copied onto each draft of them."""
+
+    def invoice_references(self, contract_ids: Sequence[int]) -> dict[int, InvoiceReference]:
+        """The references of those of `contract_ids` that have any, in one query; must not write."""
+
+
+@dataclass(frozen=True)
+class DirectDebitMandate:
+    """A customer's SEPA direct debit mandate, as the module keeping them has it (accounting)."""
+
+    reference: str
+    iban: str
+    signed_on: dt.date | None = None
+
+
+@runtime_checkable
+class DirectDebitMandateProvider(Protocol):
+    """Gives invoicing a customer's active SEPA mandate for the e-invoice's payment detail (MP19)."""
+
+    def direct_debit_mandate(self, customer_id: int) -> DirectDebitMandate | None:
+        """The customer's active mandate, if any; must not write."""
+
+
 @dataclass(frozen=True, eq=False)
 class ExtensionPoint(Generic[T]):
     """A named registry slot whose implementations satisfy `protocol`; `implementations(point)` is a `list[T]`."""
@@ -230,6 +268,12 @@ LOGIN_GATE: ExtensionPoint[LoginGate] = ExtensionPoint("login_gate", LoginGate)
 LICENCE_USAGE: ExtensionPoint[LicenceUsageProvider] = ExtensionPoint("licence_usage", LicenceUsageProvider)
 DEVICE_DELIVERY: ExtensionPoint[DeviceDelivery] = ExtensionPoint("device_delivery", DeviceDelivery)
 PAYMENT_STATUS: ExtensionPoint[PaymentStatusProvider] = ExtensionPoint("payment_status", PaymentStatusProvider)
+INVOICE_REFERENCES: ExtensionPoint[InvoiceReferenceProvider] = ExtensionPoint(
+    "invoice_references", InvoiceReferenceProvider
+)
+DIRECT_DEBIT_MANDATES: ExtensionPoint[DirectDebitMandateProvider] = ExtensionPoint(
+    "direct_debit_mandates", DirectDebitMandateProvider
+)
 EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (
     BILLABLE_SOURCE,
     DASHBOARD,
@@ -240,6 +284,8 @@ EXTENSION_POINTS: tuple[ExtensionPoint[Any], ...] = (
     LICENCE_USAGE,
     DEVICE_DELIVERY,
     PAYMENT_STATUS,
+    INVOICE_REFERENCES,
+    DIRECT_DEBIT_MANDATES,
 )
 
 

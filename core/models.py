@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -13,10 +14,12 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import db, utcnow
@@ -62,6 +65,10 @@ class Partner(AddressMixin, db.Model):
     payment_end_of_month: Mapped[bool] = mapped_column(Boolean, default=False)
     # Split payment (scissione dei pagamenti, art. 17-ter DPR 633/72): a public body pays the VAT to the state.
     split_payment: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A public administration gets FPA12 e-invoices addressed to its 6-character office code (sdi_code).
+    public_administration: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    payment_method: Mapped[str] = mapped_column(String(20), default="bank_transfer", server_default="bank_transfer")
+    payment_instalments: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -70,7 +77,14 @@ class Partner(AddressMixin, db.Model):
         back_populates="partner", cascade="all, delete-orphan", order_by="PartnerContact.id"
     )
 
-    __table_args__ = (CheckConstraint("payment_terms_days >= 0", name="payment_terms_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("payment_terms_days >= 0", name="payment_terms_not_negative"),
+        CheckConstraint(
+            "payment_method IN ('bank_transfer', 'sepa_direct_debit', 'riba', 'cash', 'card')",
+            name="payment_method_known",
+        ),
+        CheckConstraint("payment_instalments BETWEEN 1 AND 12", name="payment_instalments_range"),
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -117,6 +131,35 @@ class Company(AddressMixin, db.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class VatCode(db.Model):
+    """A VAT code of the dealer: a rate, or 0% with its Natura and legal reference (core.vat_codes)."""
+
+    __tablename__ = "core_vat_code"
+    __audited__ = True
+
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    description_it: Mapped[str] = mapped_column(String(200))
+    description_en: Mapped[str] = mapped_column(String(200))
+    description_es: Mapped[str] = mapped_column(String(200))
+    nature: Mapped[str | None] = mapped_column(String(5))  # FatturaPA Natura, only on 0% codes
+    legal_reference: Mapped[str | None] = mapped_column(String(100))  # RiferimentoNormativo
+    chargeability: Mapped[str] = mapped_column(String(1), default="I")  # EsigibilitaIVA: I, D or S
+    # Whether this code's amounts count toward the stamp duty threshold (exempt, excluded, not subject).
+    stamp_duty: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        CheckConstraint("rate >= 0 AND rate <= 100", name="rate_range"),
+        CheckConstraint("chargeability IN ('I', 'D', 'S')", name="chargeability_known"),
+        CheckConstraint("rate = 0 OR nature IS NULL", name="nature_only_at_zero"),
+    )
+
+    def __str__(self) -> str:
+        return self.code
 
 
 class Sequence(db.Model):

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import db, utcnow
@@ -26,6 +28,10 @@ from core.models import OutboxMessage, Partner
 DOCUMENT_TYPES = ("invoice", "credit_note")
 INVOICE_STATES = ("draft", "posted", "cancelled")
 RUN_STATUSES = ("queued", "running", "done", "failed")
+# exported: in the zip for the intermediary; then the exchange system's receipts: RC delivered, NS rejected,
+# MC not delivered, NE accepted / refused (public administration), DT deadline passed without an outcome.
+EINVOICE_STATES = ("exported", "delivered", "rejected", "not_delivered", "accepted", "refused", "deadline_passed")
+RECEIPT_KINDS = ("RC", "NS", "MC", "NE", "DT")
 
 
 class BillingRun(db.Model):
@@ -103,6 +109,18 @@ class Invoice(db.Model):
     vat_total: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0.00"))
     total: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0.00"))
     notes: Mapped[str | None] = mapped_column(Text)
+    # E-invoice data (docs/e-invoicing.md): public procurement references copied from the contract when drafted,
+    # the payment method, split payment and instalments fixed when posted, the stamp duty, the exchange state.
+    cig: Mapped[str | None] = mapped_column(String(10))
+    cup: Mapped[str | None] = mapped_column(String(15))
+    order_kind: Mapped[str | None] = mapped_column(String(8))
+    order_reference: Mapped[str | None] = mapped_column(String(20))
+    order_date: Mapped[dt.date | None] = mapped_column(Date)
+    payment_method: Mapped[str | None] = mapped_column(String(20))
+    payment_schedule: Mapped[list | None] = mapped_column(JSON)  # [{"due_date": "2026-12-31", "amount": "10.00"}]
+    split_payment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    stamp_duty: Mapped[Decimal] = mapped_column(Numeric(12, 2), default=Decimal("0.00"), server_default="0")
+    einvoice_state: Mapped[str | None] = mapped_column(String(16), index=True)
     email_message_id: Mapped[int | None] = mapped_column(ForeignKey("core_outbox_message.id", ondelete="SET NULL"))
     email_note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -121,6 +139,7 @@ class Invoice(db.Model):
         CheckConstraint("state IN ('draft', 'posted', 'cancelled')", name="state_known"),
         CheckConstraint("state != 'posted' OR number IS NOT NULL", name="posted_has_number"),
         CheckConstraint("type = 'invoice' OR original_id IS NOT NULL", name="credit_note_has_original"),
+        CheckConstraint(f"einvoice_state IN {EINVOICE_STATES!r}", name="einvoice_state_known"),
     )
 
     def __str__(self) -> str:
@@ -140,6 +159,11 @@ class InvoiceLine(db.Model):
     unit: Mapped[str] = mapped_column(String(10), default="pz")
     unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 6))
     vat_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    # The VAT code as it stood when the line was made: kept on the line, so a later change of the code does not
+    # change a document already issued.
+    vat_code: Mapped[str | None] = mapped_column(String(10))
+    vat_nature: Mapped[str | None] = mapped_column(String(5))
+    vat_reference: Mapped[str | None] = mapped_column(String(100))
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     kind: Mapped[str] = mapped_column(String(20))
     period_start: Mapped[dt.date | None] = mapped_column(Date)
@@ -182,3 +206,24 @@ class InvoicePdf(db.Model):
     filename: Mapped[str] = mapped_column(String(100))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     rendered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EInvoiceReceipt(db.Model):
+    """A receipt of the exchange system (SdI) for an e-invoice, kept as received (docs/e-invoicing.md)."""
+
+    __tablename__ = "invoicing_einvoice_receipt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoicing_invoice.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(2))
+    file_name: Mapped[str] = mapped_column(String(120), unique=True)
+    sdi_id: Mapped[str | None] = mapped_column(String(20))
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(4))  # NE: EC01 accepted, EC02 refused
+    errors: Mapped[list | None] = mapped_column(JSON)  # NS: [{"code": "00305", "description": "...", "hint": ""}]
+    content: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    invoice: Mapped[Invoice] = relationship()
+
+    __table_args__ = (CheckConstraint(f"kind IN {RECEIPT_KINDS!r}", name="kind_known"),)

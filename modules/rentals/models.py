@@ -196,6 +196,14 @@ class Contract(db.Model):
     escalation_percent: Mapped[Decimal] = mapped_column(Numeric(6, 3), default=Decimal("0"))
     estimate_missing: Mapped[bool] = mapped_column(Boolean, default=False)
     vat_rate: Mapped[Decimal] = mapped_column(Numeric(5, 2), default=Decimal("22"))
+    # The VAT code billed (core.vat_codes); its rate is copied to vat_rate. None: the default code of vat_rate.
+    vat_code: Mapped[str | None] = mapped_column(ForeignKey("core_vat_code.code"))
+    # Public procurement references printed on e-invoices (FatturaPA DatiContratto / DatiOrdineAcquisto).
+    cig: Mapped[str | None] = mapped_column(String(10))
+    cup: Mapped[str | None] = mapped_column(String(15))
+    order_kind: Mapped[str] = mapped_column(String(8), default="contract", server_default="contract")
+    order_reference: Mapped[str | None] = mapped_column(String(20))
+    order_date: Mapped[dt.date | None] = mapped_column(Date)
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=False)
     renewal_months: Mapped[int] = mapped_column(Integer, default=12)
     notice_days: Mapped[int] = mapped_column(Integer, default=90)
@@ -227,6 +235,7 @@ class Contract(db.Model):
         CheckConstraint("renewal_months > 0", name="renewal_months_positive"),
         CheckConstraint("notice_days >= 0", name="notice_days_not_negative"),
         CheckConstraint("assumed_coverage > 0", name="assumed_coverage_positive"),
+        CheckConstraint("order_kind IN ('contract', 'order')", name="order_kind_known"),
     )
 
     @property
