@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("code", name=op.f("pk_core_vat_code")),
     )
     with op.batch_alter_table("core_partner", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("public_administration", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+        batch_op.add_column(sa.Column("public_administration", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(
             sa.Column("payment_method", sa.String(length=20), server_default="bank_transfer", nullable=False)
         )

@@ -81,7 +81,15 @@ def downgrade() -> None:
         batch_op.drop_constraint(op.f("ck_invoicing_invoice_einvoice_state_known"), type_="check")
         batch_op.drop_index(batch_op.f("ix_invoicing_invoice_einvoice_state"))
         for column in (
-            "einvoice_state", "stamp_duty", "split_payment", "payment_schedule", "payment_method",
-            "order_date", "order_reference", "order_kind", "cup", "cig",
+            "einvoice_state",
+            "stamp_duty",
+            "split_payment",
+            "payment_schedule",
+            "payment_method",
+            "order_date",
+            "order_reference",
+            "order_kind",
+            "cup",
+            "cig",
         ):
             batch_op.drop_column(column)
