@@ -58,6 +58,19 @@ CUSTOMERS = (
         "it",
     ),
     (
+        "Istituto Comprensivo Giuseppe Mazzini",
+        None,
+        "80123450159",
+        "Via Giuseppe Mazzini 12",
+        "Monza",
+        "20900",
+        "MB",
+        "UFE4T2",
+        "miic8ab00x@pec.istruzione.it",
+        "miic8ab00x@istruzione.it",
+        "it",
+    ),
+    (
         "Academia Cervantes SL",
         "ESB12345674",
         None,
@@ -71,6 +84,18 @@ CUSTOMERS = (
         "es",
     ),
 )
+
+# Billing terms beyond the defaults (bank transfer, one payment 30 days after the invoice).
+TERMS = {
+    # A state school: a public administration, invoiced with FPA12 to its office code, under split payment.
+    "Istituto Comprensivo Giuseppe Mazzini": {
+        "public_administration": True,
+        "split_payment": True,
+        "payment_method": "bank_transfer",
+    },
+    # The hotel pays each invoice in three monthly instalments.
+    "Hotel Bellavista Spa": {"payment_instalments": 3},
+}
 
 
 def load_core_demo() -> None:
@@ -108,6 +133,7 @@ def load_core_demo() -> None:
                 pec=pec,
                 email=email,
                 language=lang,
+                **TERMS.get(name, {}),
                 contacts=[
                     PartnerContact(
                         name=f"Ufficio {name.split()[0]}",

@@ -8,18 +8,40 @@ from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from stdnum import iban as std_iban
+from stdnum import util as std_util
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 from stdnum.it import codicefiscale, iva
 from wtforms import FileField
 from wtforms import ValidationError as FormValidationError
+from wtforms.validators import NumberRange
 
+from core import labels, vat_codes
 from core.admin import SecuredModelView, model_view
 from core.models import Company, Partner, PartnerContact
 from core.validation import Checker
+from core.vat_codes import EU_COUNTRIES
 
 SDI_RE = re.compile(r"^[A-Z0-9]{7}$")
+# A public administration's office code (Codice Univoco Ufficio, from the IPA index) has 6 characters.
+PA_OFFICE_RE = re.compile(r"^[A-Z0-9]{6}$")
+# A VAT number of a country stdnum does not know: letters and digits, as long as FatturaPA's IdCodice allows.
+FOREIGN_VAT_RE = re.compile(r"^[A-Z0-9]{2,28}$")
 LANGUAGES = ("it", "en", "es")
+PAYMENT_METHODS = ("bank_transfer", "sepa_direct_debit", "riba", "cash", "card")
+PAYMENT_METHOD_LABELS = {
+    "bank_transfer": _l("Bank transfer"),
+    "sepa_direct_debit": _l("SEPA direct debit"),
+    "riba": _l("RiBa (bank receipt)"),
+    "cash": _l("Cash"),
+    "card": _l("Card"),
+}
+MAX_INSTALMENTS = 12
+
+
+def pa_office_code_needed() -> str:
+    """The message of a public administration saved without its office code."""
+    return _("A public administration needs its office code (Codice Univoco Ufficio, 6 letters or digits).")
 
 
 def normalize_vat(value: str | None, country: str = "IT") -> str | None:
@@ -31,11 +53,25 @@ def normalize_vat(value: str | None, country: str = "IT") -> str | None:
     try:
         if country == "IT":
             return iva.validate(compact[2:] if compact.startswith("IT") else compact)
+        if country not in EU_COUNTRIES:
+            return _normalize_foreign_vat(compact, country)
         if not compact[:2].isalpha():
             compact = country + compact
         return eu_vat.validate(compact)
     except ValidationError:
         raise ValueError(_("%(value)s is not a valid VAT number", value=value)) from None
+
+
+def _normalize_foreign_vat(compact: str, country: str) -> str:
+    """A VAT number outside the EU: checked by stdnum's module for the country when there is one (Switzerland's
+    CHE-123.456.789 MWST, the UK's GB...), else letters and digits only."""
+    module = std_util.get_cc_module(country.lower(), "vat")
+    if module is not None:
+        return module.validate(compact)
+    compact = re.sub(r"[.\-/]", "", compact)
+    if not FOREIGN_VAT_RE.match(compact):
+        raise ValidationError()
+    return compact
 
 
 def vat_id(vat_number: str, country: str | None = "IT") -> tuple[str, str]:
@@ -66,12 +102,32 @@ def normalize_fiscal_code(value: str | None, country: str = "IT") -> str | None:
         raise ValueError(_("%(value)s is not a valid fiscal code", value=value)) from None
 
 
-def normalize_sdi_code(value: str | None) -> str | None:
-    if not value or not value.strip():
+def normalize_sdi_code(value: str | None, public_administration: bool = False) -> str | None:
+    """The e-invoice address: a business's 7-character SDI code, a public administration's 6-character office code
+    (required for it: FPA12 invoices are delivered to that office)."""
+    compact = (value or "").strip().upper().replace(" ", "")
+    if public_administration:
+        if not compact:
+            raise ValueError(pa_office_code_needed())
+        if not PA_OFFICE_RE.match(compact):
+            raise ValueError(
+                _(
+                    "A public administration is addressed by its office code (Codice Univoco Ufficio, from the IPA "
+                    "index): exactly 6 letters or digits, not %(length)d.",
+                    length=len(compact),
+                )
+            )
+        return compact
+    if not compact:
         return None
-    compact = value.strip().upper()
     if not SDI_RE.match(compact):
-        raise ValueError(_("The SDI code must be 7 letters or digits"))
+        raise ValueError(
+            _(
+                "The SDI code of a business is exactly 7 letters or digits, not %(length)d; a public administration's "
+                "6-character office code needs the partner marked as public administration.",
+                length=len(compact),
+            )
+        )
     return compact
 
 
@@ -88,10 +144,13 @@ def validate_partner_fields(data: dict) -> tuple[dict, dict[str, str]]:
     """Normalize partner fields; returns (clean values, errors by field). Nothing is written."""
     clean, check = dict(data), Checker()
     country = (data.get("country") or "IT").upper()
+    public_administration = check.boolean("public_administration", data.get("public_administration"))
+    if "public_administration" in data:
+        clean["public_administration"] = public_administration
     normalizers = {
         "vat_number": lambda v: normalize_vat(v, country),
         "fiscal_code": lambda v: normalize_fiscal_code(v, country),
-        "sdi_code": normalize_sdi_code,
+        "sdi_code": lambda v: normalize_sdi_code(v, public_administration),
     }
     for field, normalize in normalizers.items():
         if field in data:
@@ -103,6 +162,12 @@ def validate_partner_fields(data: dict) -> tuple[dict, dict[str, str]]:
         check.fail("language", _("Choose one of: %(choices)s", choices=", ".join(LANGUAGES)))
     if "name" in data and not (data["name"] or "").strip():
         check.fail("name", _("The name is required"))
+    if "payment_method" in data:
+        clean["payment_method"] = check.choice("payment_method", data["payment_method"], PAYMENT_METHODS)
+    if "payment_instalments" in data:
+        clean["payment_instalments"] = check.integer(
+            "payment_instalments", data["payment_instalments"], 1, MAX_INSTALMENTS
+        )
     return clean, check.errors
 
 
@@ -122,6 +187,15 @@ def _form_validator(normalize, with_country: bool = False):
     return validator
 
 
+def _sdi_code_validator(form, field):
+    """The SDI code's length depends on whether the partner is a public administration (6) or not (7)."""
+    public_administration = bool(form.public_administration.data) if hasattr(form, "public_administration") else False
+    try:
+        field.data = normalize_sdi_code(field.data, public_administration)
+    except ValueError as exc:
+        raise FormValidationError(str(exc)) from None
+
+
 _vat_validator = _form_validator(normalize_vat, with_country=True)
 _fiscal_code_validator = _form_validator(normalize_fiscal_code, with_country=True)
 
@@ -133,12 +207,15 @@ FIELD_LABELS = {
     "fiscal_code": _l("Fiscal code"),
     "email": _l("Email"),
     "pec": _l("PEC (certified email)"),
-    "sdi_code": _l("SDI code (e-invoice)"),
+    "sdi_code": _l("SDI code (e-invoice; a public administration's 6-character office code)"),
     "phone": _l("Phone"),
     "language": _l("Language"),
     "payment_terms_days": _l("Payment terms (days)"),
     "payment_end_of_month": _l("Payment at end of month"),
     "split_payment": _l("Split payment"),
+    "public_administration": _l("Public administration"),
+    "payment_method": _l("Payment method"),
+    "payment_instalments": _l("Instalments"),
     "is_customer": _l("Customer"),
     "is_supplier": _l("Supplier"),
     "active": _l("Active"),
@@ -162,10 +239,19 @@ class PartnerView(SecuredModelView):
     details_template = "admin/partner_details.html"
     column_list = ("name", "vat_number", "city", "email", "language", "is_customer", "active")
     column_searchable_list = ("name", "vat_number", "fiscal_code", "email", "city")
-    column_filters = ("is_customer", "is_supplier", "active", "split_payment", "city", "province", "language")
+    column_filters = (
+        "is_customer",
+        "is_supplier",
+        "active",
+        "public_administration",
+        "split_payment",
+        "city",
+        "province",
+        "language",
+    )
     column_default_sort = "name"
     column_labels = FIELD_LABELS
-    column_enums = {"language": "language"}
+    column_enums = {"language": "language", "payment_method": "partner.payment_method"}
     form_excluded_columns = ("created_at",)
     inline_models = (
         (
@@ -181,12 +267,42 @@ class PartnerView(SecuredModelView):
             },
         ),
     )
-    form_choices = {"language": [("it", "Italiano"), ("en", "English"), ("es", "Español")]}
+    form_choices = {
+        "language": [("it", "Italiano"), ("en", "English"), ("es", "Español")],
+        "payment_method": list(PAYMENT_METHOD_LABELS.items()),
+    }
     form_args = {
         "vat_number": {"validators": [_vat_validator]},
         "fiscal_code": {"validators": [_fiscal_code_validator]},
-        "sdi_code": {"validators": [_form_validator(normalize_sdi_code)]},
+        "sdi_code": {
+            "validators": [_sdi_code_validator],
+            "description": _l(
+                "7 letters or digits for a business; for a public administration its 6-character office code "
+                "(Codice Univoco Ufficio, from the IPA index)."
+            ),
+        },
+        "public_administration": {
+            "description": _l(
+                "Receives FPA12 e-invoices at its office code; usually also split payment (some bodies are exempt)."
+            )
+        },
+        "payment_instalments": {
+            "validators": [
+                NumberRange(1, MAX_INSTALMENTS, message=_l("Between 1 and 12 instalments.")),
+            ],
+            "description": _l("Equal instalments, each due the payment terms after the previous one."),
+        },
     }
+
+    def validate_form(self, form) -> bool:
+        valid = super().validate_form(form)
+        # An empty SDI code skips the field's own check (it is optional for others): a public administration needs one.
+        pa = getattr(form, "public_administration", None)
+        sdi_code = getattr(form, "sdi_code", None)
+        if valid and pa is not None and sdi_code is not None and pa.data and not (sdi_code.data or "").strip():
+            form.sdi_code.errors = [*form.sdi_code.errors, pa_office_code_needed()]
+            return False
+        return valid
 
 
 LOGO_TYPES = {"image/png", "image/jpeg"}
@@ -230,6 +346,9 @@ class CompanyView(SecuredModelView):
 
 
 def init_app(app: Flask) -> None:
+    labels.register_enum(app, "partner.payment_method", PAYMENT_METHOD_LABELS)
     admin = app.extensions["copydesk"].admin
     admin.add_view(model_view(PartnerView, Partner, _l("Customers and suppliers"), "core_partner", _l("Partners")))
     admin.add_view(model_view(CompanyView, Company, _l("Company"), "core_company", _l("Settings")))
+    # VAT codes are core's too; registered here, beside the company, until core.app lists them as a feature.
+    vat_codes.init_app(app)

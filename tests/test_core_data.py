@@ -147,7 +147,7 @@ def test_demo_load_is_idempotent_and_realistic(app):
     assert runner.invoke(args=["demo", "load"]).exit_code == 0
     with app.app_context():
         partners = db.session.scalars(sa.select(Partner)).all()
-        assert len([partner for partner in partners if partner.is_customer]) == 4  # and inventory's supplier
+        assert len([partner for partner in partners if partner.is_customer]) == 5  # and inventory's supplier
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Company)) == 1
         with app.test_request_context():
             for partner in partners:

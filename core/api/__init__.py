@@ -21,7 +21,7 @@ from flask import Blueprint, Flask, render_template, request, send_from_director
 from flask_smorest.utils import prepare_response
 from swagger_ui_bundle import swagger_ui_path
 
-from core.api import customers, errors
+from core.api import customers, errors, vat_codes
 from core.api.auth import BEARER_SCHEME, authenticate_request, require
 from core.api.errors import API_PREFIX, PROBLEM_MIMETYPE, ApiProblem
 from core.api.fields import DecimalString
@@ -120,3 +120,4 @@ def init_app(app: Flask) -> None:
         errors.install_for_blueprint(app, name)
     app.register_blueprint(docs_ui)
     register_api(app, customers.blp)
+    register_api(app, vat_codes.blp)

@@ -19,7 +19,7 @@ from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import contains, db
 from core.models import Partner
-from core.partners import LANGUAGES, validate_partner_fields
+from core.partners import LANGUAGES, MAX_INSTALMENTS, PAYMENT_METHODS, validate_partner_fields
 
 ADDRESS_FIELDS = ("street", "city", "postal_code", "province", "country")
 # Identifiers are sent with spaces or a country prefix at times; the stored, normalized form must fit the column.
@@ -47,12 +47,27 @@ class CustomerSchema(ma.Schema):
     )
     email = Email(allow_none=True, validate=ma.validate.Length(max=254))
     pec = Email(allow_none=True, validate=ma.validate.Length(max=254), metadata={"description": "Certified email."})
-    sdi_code = String(allow_none=True, validate=ma.validate.Length(max=7), metadata={"description": "E-invoice code."})
+    sdi_code = String(
+        allow_none=True,
+        validate=ma.validate.Length(max=7),
+        metadata={
+            "description": "E-invoice code: 7 characters (Codice Destinatario); for a public administration its "
+            "6-character office code (Codice Univoco Ufficio), required."
+        },
+    )
     phone = String(allow_none=True, validate=ma.validate.Length(max=40))
     language = String(validate=ma.validate.OneOf(LANGUAGES))
     payment_terms_days = Integer(validate=ma.validate.Range(min=0, max=3650))
     payment_end_of_month = Boolean()
     split_payment = Boolean(metadata={"description": "Scissione dei pagamenti: the customer pays only the net."})
+    public_administration = Boolean(
+        metadata={"description": "A public body: FPA12 e-invoices to its office code (`sdi_code`, 6 characters)."}
+    )
+    payment_method = String(validate=ma.validate.OneOf(PAYMENT_METHODS))
+    payment_instalments = Integer(
+        validate=ma.validate.Range(min=1, max=MAX_INSTALMENTS),
+        metadata={"description": "Equal instalments, each due the payment terms after the previous one."},
+    )
     active = Boolean()
     notes = String(allow_none=True, validate=ma.validate.Length(max=10_000))
     address = ma.fields.Nested(AddressSchema)
@@ -92,6 +107,10 @@ def _apply(partner: Partner, data: dict[str, Any]) -> None:
     checked = dict(changes)
     if checked.keys() & {"vat_number", "fiscal_code", "country"}:
         for key in ("vat_number", "fiscal_code", "country"):
+            checked.setdefault(key, getattr(partner, key))
+    # The SDI code's length depends on whether the customer is a public administration (6) or not (7).
+    if checked.keys() & {"sdi_code", "public_administration"}:
+        for key in ("sdi_code", "public_administration"):
             checked.setdefault(key, getattr(partner, key))
     clean, errors = validate_partner_fields(checked)
     for key, limit in STORED_LENGTHS.items():

@@ -1,11 +1,13 @@
 """Accounting demo data: three months of the demo customers' invoices (September to November 2026) posted through
-invoicing, so each has its sales entry; a credit note in November; payments for most of them (one paid in part, two
-customers overdue since November), two of them recorded from an imported bank statement that also holds a line
-still to confirm; two supplier bills in the purchases journal. The dealer's office sees a balanced trial balance,
-an aging with the overdue customers and November's VAT register.
+invoicing, so each has its sales entry (the Spanish academy's under N2.1, reverse charge; the hotel's in three
+instalments), and the state school's first invoice in November: its rental fee as rentals bills it, with the
+contract's CIG and protocol number, an FPA12 e-invoice under split payment. A credit note in November; payments for
+most of them (one paid in part, two customers overdue since November), two of them recorded from an imported bank
+statement that also holds a line still to confirm; two supplier bills in the purchases journal. The dealer's office
+sees a balanced trial balance, an aging with the overdue customers and November's VAT register.
 
-Idempotent: the invoices are found by their billed references (source "accounting_demo"), payments by their
-reference, bills by supplier and number, the statement by its file."""
+Idempotent: the invoices are found by their billed references (source "accounting_demo", or rentals' for the
+school's fee), payments by their reference, bills by supplier and number, the statement by its file."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import datetime as dt
 from decimal import Decimal
 
 import sqlalchemy as sa
+from flask_babel import force_locale
 
 from core import clock
 from core.db import db
-from core.extension_points import BillableLine
+from core.extension_points import BILLABLE_SOURCE, BillableLine, implementations
 from core.models import Partner
+from core.outbox import mail_language
 from modules.accounting import bills, chart, payments, statements
 from modules.accounting.models import Payment, SupplierBill
 from modules.invoicing import services
@@ -28,6 +32,11 @@ BIANCHI = "Studio Legale Bianchi"
 FARMACIA = "Farmacia San Marco Srl"
 HOTEL = "Hotel Bellavista Spa"
 CERVANTES = "Academia Cervantes SL"
+SCHOOL = "Istituto Comprensivo Giuseppe Mazzini"
+SCHOOL_MONTH = "2026-11"
+SCHOOL_FEE = "85.00"  # its contract's monthly fee (rentals' demo), billed here when rentals is not enabled
+# The VAT code of a customer's lines (default: 22%): the Spanish academy is not subject to Italian VAT (art. 7-ter).
+VAT_CODES = {CERVANTES: "N2.1"}
 MONTHS = {
     "2026-09": (dt.date(2026, 9, 30), "settembre 2026"),
     "2026-10": (dt.date(2026, 10, 31), "ottobre 2026"),
@@ -104,19 +113,26 @@ def _ref(customer: str, month: str, kind: str) -> str:
     return f"{month}:{customer}:{kind}"
 
 
+def _vat(customer: str) -> dict:
+    code = VAT_CODES.get(customer)
+    return {"vat_rate": Decimal(0), "vat_code": code} if code else {"vat_rate": Decimal(22)}
+
+
+def _fee(customer: str, month: str, amount: str) -> BillableLine:
+    return BillableLine(
+        source=SOURCE,
+        source_ref=_ref(customer, month, "fee"),
+        description=f"Canone di noleggio {MONTHS[month][1]}",
+        quantity=Decimal(1),
+        unit_price=Decimal(amount),
+        kind="fee",
+        **_vat(customer),
+    )
+
+
 def _lines(customer: str, month: str) -> list[BillableLine]:
     _issue, words = MONTHS[month]
-    lines = [
-        BillableLine(
-            source=SOURCE,
-            source_ref=_ref(customer, month, "fee"),
-            description=f"Canone di noleggio {words}",
-            quantity=Decimal(1),
-            unit_price=Decimal(FEES[customer]),
-            vat_rate=Decimal(22),
-            kind="fee",
-        )
-    ]
+    lines = [_fee(customer, month, FEES[customer])]
     if month in OVERAGE.get(customer, {}):
         pages, price = OVERAGE[customer][month]
         lines.append(
@@ -126,8 +142,8 @@ def _lines(customer: str, month: str) -> list[BillableLine]:
                 description=f"Copie eccedenti {words}: {pages} pagine",
                 quantity=Decimal(pages),
                 unit_price=Decimal(price),
-                vat_rate=Decimal(22),
                 kind="overage",
+                **_vat(customer),
                 unit="pag",
             )
         )
@@ -140,31 +156,56 @@ def _lines(customer: str, month: str) -> list[BillableLine]:
                 description=description,
                 quantity=Decimal(quantity),
                 unit_price=Decimal(price),
-                vat_rate=Decimal(22),
                 kind="consumable",
+                **_vat(customer),
             )
         )
     return lines
 
 
+def _billed(line: BillableLine) -> Invoice | None:
+    return db.session.scalar(
+        sa.select(Invoice)
+        .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+        .join(BilledRef, BilledRef.line_id == InvoiceLine.id)
+        .where(BilledRef.source == line.source, BilledRef.source_ref == line.source_ref)
+    )
+
+
+def _invoice(customer: Partner, lines: list[BillableLine], issue_date: dt.date, contract_id: int | None = None):
+    """The invoice of `lines` (found by its first line's billed reference), drafted and posted when not there."""
+    invoice = _billed(lines[0])
+    if invoice is None:
+        invoice = services.create_draft(customer.id, lines, contract_id=contract_id)
+        services.post(invoice, issue_date)
+        db.session.commit()
+    return invoice
+
+
 def _invoices(customers: dict[str, Partner]) -> dict[tuple[str, str], Invoice]:
-    """Each customer's invoice of each month, posted on the month's last day (in date order: numbers follow)."""
+    """Each customer's invoice of each month, posted on the month's last day (in date order: numbers follow), and
+    the school's in its first month."""
     found = {}
     for month, (issue_date, _words) in MONTHS.items():
         for name, customer in customers.items():
-            ref = _ref(name, month, "fee")
-            invoice = db.session.scalar(
-                sa.select(Invoice)
-                .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
-                .join(BilledRef, BilledRef.line_id == InvoiceLine.id)
-                .where(BilledRef.source == SOURCE, BilledRef.source_ref == ref)
-            )
-            if invoice is None:
-                invoice = services.create_draft(customer.id, _lines(name, month))
-                services.post(invoice, issue_date)
-                db.session.commit()
-            found[(name, month)] = invoice
+            found[(name, month)] = _invoice(customer, _lines(name, month), issue_date)
+        school = db.session.scalar(sa.select(Partner).where(Partner.name == SCHOOL))
+        if month == SCHOOL_MONTH and school is not None:
+            lines, contract_id = _school_lines(school, issue_date)
+            found[(SCHOOL, month)] = _invoice(school, lines, issue_date, contract_id)
     return found
+
+
+def _school_lines(school: Partner, issue_date: dt.date) -> tuple[list[BillableLine], int | None]:
+    """The school's fee of its first month as rentals bills it (with its contract, whose CIG and protocol number the
+    invoice takes), or the demo's own fee line when no module bills the school's contract."""
+    first_day = dt.date(issue_date.year, issue_date.month, 1)
+    with force_locale(mail_language(school.language)):
+        for source in implementations(BILLABLE_SOURCE):
+            for line in source.billable_lines(school.id, issue_date):
+                if line.kind == "fee" and line.contract_id is not None and line.period_start == first_day:
+                    return [line], line.contract_id
+    return [_fee(SCHOOL, SCHOOL_MONTH, SCHOOL_FEE)], None
 
 
 def _credit_note(invoices: dict[tuple[str, str], Invoice]) -> None:

@@ -3,9 +3,10 @@
 An invoice debits the customer's receivable for its total (with the invoice and its due date on the line), credits
 the income account of each line kind (settings.income_account) for the net and VAT payable per rate (the rate and
 taxable amount on the line). A credit note posts the same with debits and credits swapped, and its receivable credit
-is matched at once with what is still open on its original invoice. A customer under split payment (Partner
-.split_payment) pays only the net: the entry also debits VAT payable and credits the receivable for the VAT, matched
-at once with the invoice's debit. One entry per document: UNIQUE(source, source_id) with source "invoice".
+is matched at once with what is still open on its original invoice. A document under split payment (Invoice
+.split_payment: the customer's flag as it was when the document was posted, not as it is now) asks only the net: the
+entry also debits VAT payable and credits the receivable for the VAT, matched at once with the invoice's debit.
+One entry per document: UNIQUE(source, source_id) with source "invoice".
 
 Invoicing allows negative unit prices, so a line kind, a VAT rate or the total may sum below zero: such an amount is
 posted on the opposite side (a negative income is a debit), and an amount of zero is no line. A document whose every
@@ -69,7 +70,7 @@ def _lines(invoice: Invoice) -> list[LineSpec]:
     for rate, base, vat in services.vat_summary(invoice.lines):
         label = _("VAT %(rate)s, %(number)s", rate=f"{_rate(rate)}%", number=invoice.number)
         specs += _side(vat_payable, vat, credit=True, label=label, vat_rate=rate, vat_base=base)
-    if customer.split_payment and invoice.vat_total:
+    if invoice.split_payment and invoice.vat_total:
         label = _("Split payment %(number)s", number=invoice.number)
         specs += _side(vat_payable, Decimal(invoice.vat_total), credit=False, label=label)
         specs += _side(receivable, Decimal(invoice.vat_total), credit=True, label=label, **owed)

@@ -3,8 +3,9 @@
 The sales register lists every posted invoice and credit note issued in the period, with the VAT summary invoicing
 printed on it (`invoicing.services.vat_summary`), credit notes negative: its totals equal, to the cent, the sum of the
 documents' summaries. A document of a split payment customer (scissione dei pagamenti) is flagged: its VAT is on the
-register but the customer pays it to the State, so the settlement leaves it out. Which documents those are is read
-from their sales entries (the posting debits VAT payable back), not from the customer's current setting.
+register but the customer pays it to the State, so the settlement leaves it out. Which documents those are is the
+document's own flag (Invoice.split_payment, set when it was posted, as its e-invoice and sales entry say), not the
+customer's current setting.
 
 The purchases register lists the supplier bills registered in the period (by registration date, in protocol order),
 per rate the taxable amount, the VAT and the part of it that is deductible.
@@ -36,7 +37,7 @@ from core.settings import get_setting
 from core.validation import MAX_YEAR, MIN_YEAR, fail
 from modules.accounting import chart, ledger
 from modules.accounting import settings as accounting_settings
-from modules.accounting.models import Entry, EntryLine, SupplierBill, VatSettlement
+from modules.accounting.models import SupplierBill, VatSettlement
 from modules.invoicing.models import Invoice
 from modules.invoicing.services import vat_summary
 
@@ -160,21 +161,6 @@ class Register:
         return sum((row.deductible for row in self.rows if isinstance(row, PurchasesRow)), ZERO)
 
 
-def split_payment_documents(invoice_ids: list[int]) -> set[int]:
-    """The documents among `invoice_ids` whose sales entry is a split payment one: VAT payable moved on both sides."""
-    if not invoice_ids:
-        return set()
-    vat_payable = accounting_settings.vat_payable_account()
-    query = (
-        sa.select(Entry.source_id)
-        .join(EntryLine, EntryLine.entry_id == Entry.id)
-        .where(Entry.source == "invoice", Entry.source_id.in_(invoice_ids), EntryLine.account_id == vat_payable.id)
-        .group_by(Entry.source_id)
-        .having(sa.func.sum(EntryLine.debit) > 0, sa.func.sum(EntryLine.credit) > 0)
-    )
-    return set(db.session.scalars(query))
-
-
 def sales_register(start: dt.date, end: dt.date | None = None) -> Register:
     """Every posted invoice and credit note issued from `start` to `end` (default: the end of `start`'s month), in
     type and number order, with its VAT summary (credit notes negative)."""
@@ -186,12 +172,11 @@ def sales_register(start: dt.date, end: dt.date | None = None) -> Register:
         .options(selectinload(Invoice.lines), selectinload(Invoice.customer))
         .order_by(Invoice.type.desc(), Invoice.year, Invoice.sequence_number)
     ).all()
-    split = split_payment_documents([document.id for document in documents])
     register = Register("sales", start, end)
     for document in documents:
         sign = -1 if document.type == "credit_note" else 1
         rates = [RateLine(rate, sign * taxable, sign * vat) for rate, taxable, vat in vat_summary(document.lines)]
-        register.rows.append(SalesRow(document, rates, document.id in split))
+        register.rows.append(SalesRow(document, rates, document.split_payment))
     return register
 
 

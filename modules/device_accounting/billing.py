@@ -184,6 +184,7 @@ def _line(
         quantity=Decimal(sides),
         unit_price=price,
         vat_rate=contract.vat_rate,
+        vat_code=contract.vat_code,
         kind="chargeback",
         contract_id=contract_id,
         period_start=period.start,

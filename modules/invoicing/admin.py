@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, flash, redirect, request, url_for
+from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -20,11 +20,13 @@ from core.db import contains, db
 from core.models import Partner
 from core.settings import get_setting
 from core.validation import ValidationError
-from modules.invoicing import fatturapa, payment_status, pdf, runs, services
-from modules.invoicing.models import INVOICE_STATES, BillingRun, Invoice
+from modules.invoicing import einvoice_exchange, fatturapa, payment_status, pdf, runs, services
+from modules.invoicing.models import EINVOICE_STATES, INVOICE_STATES, BillingRun, EInvoiceReceipt, Invoice
 
 DEFAULT_REVIEW_THRESHOLD = 20
 PAGE_SIZE = 50
+# Room for several receipt files or a zip of a month's receipts, and the form around them.
+MAX_RECEIPTS_UPLOAD = 50 * 1024 * 1024
 
 
 def review_threshold() -> Decimal:
@@ -202,12 +204,44 @@ class InvoicesView(SecuredView):
         credit_notes = db.session.scalars(
             sa.select(Invoice).where(Invoice.original_id == invoice.id).order_by(Invoice.id)
         ).all()
+        receipts = db.session.scalars(
+            sa.select(EInvoiceReceipt).where(EInvoiceReceipt.invoice_id == invoice.id).order_by(EInvoiceReceipt.id)
+        ).all()
         return self.render(
             "invoicing/admin/invoice.html",
             invoice=invoice,
             credit_notes=credit_notes,
             email_state=email_state,
             payment=payment_status.payment_state(invoice),
+            receipts=receipts,
+            rejection=next((receipt for receipt in reversed(receipts) if receipt.kind == "NS"), None),
+            explain=einvoice_exchange.explain,
+            can_correct=_can_correct(invoice, credit_notes),
+            corrected=_corrected(invoice, request.args.get("credit_note"), request.args.get("new_invoice")),
+        )
+
+    @expose("/<int:invoice_id>/correct", methods=["GET", "POST"])
+    def correct(self, invoice_id: int):
+        """A rejected e-invoice: first what will happen, then (confirmed) a posted credit note and a new draft."""
+        invoice = db.get_or_404(Invoice, invoice_id)
+        credit_notes = db.session.scalars(sa.select(Invoice).where(Invoice.original_id == invoice.id)).all()
+        if not _can_correct(invoice, credit_notes):
+            flash(
+                _("Only a posted invoice rejected by the exchange system and not yet credited can be corrected."),
+                "error",
+            )
+            return redirect(url_for(".details", invoice_id=invoice_id))
+        if request.method == "POST" and request.form.get("confirm") == "1":
+            made = self.run_action(lambda: services.correct_rejected(invoice))
+            if made is None:
+                return redirect(url_for(".details", invoice_id=invoice_id))
+            note, draft = made
+            flash(_("Credit note %(number)s posted; correct the new draft and post it.", number=note.number), "success")
+            return redirect(url_for(".details", invoice_id=invoice_id, credit_note=note.id, new_invoice=draft.id))
+        return self.render(
+            "invoicing/admin/correct_confirm.html",
+            invoice=invoice,
+            error=_("Tick the box to confirm.") if request.method == "POST" else None,
         )
 
     @expose("/<int:invoice_id>/post", methods=["POST"])
@@ -247,6 +281,144 @@ class InvoicesView(SecuredView):
             return redirect(url_for(".details", invoice_id=invoice_id))
 
 
+def _can_correct(invoice: Invoice, credit_notes: list[Invoice]) -> bool:
+    """A rejected posted invoice not yet credited: the SdI refused it, so a credit note and a new invoice replace it."""
+    return (
+        invoice.type == "invoice"
+        and invoice.state == "posted"
+        and invoice.einvoice_state == "rejected"
+        and not any(note.state == "posted" for note in credit_notes)
+    )
+
+
+def _corrected(invoice: Invoice, note_id: str | None, draft_id: str | None) -> tuple[Invoice, Invoice] | None:
+    """The credit note and new draft a correction just made, named by the redirect (checked, not trusted)."""
+    if not (note_id or "").isdigit() or not (draft_id or "").isdigit():
+        return None
+    note, draft = db.session.get(Invoice, int(note_id)), db.session.get(Invoice, int(draft_id))
+    if note is None or draft is None or note.original_id != invoice.id or draft.customer_id != invoice.customer_id:
+        return None
+    return note, draft
+
+
+def state_counts() -> list[tuple[str | None, int]]:
+    """How many posted documents are in each e-invoice state (None: not sent yet), in the order of the exchange."""
+    rows = dict(
+        db.session.execute(
+            sa.select(Invoice.einvoice_state, sa.func.count())
+            .where(Invoice.state == "posted")
+            .group_by(Invoice.einvoice_state)
+        ).all()
+    )
+    return [(state, rows.get(state, 0)) for state in (None, *EINVOICE_STATES)]
+
+
+def last_receipts(invoices: list[Invoice]) -> dict[int, EInvoiceReceipt]:
+    ids = [invoice.id for invoice in invoices]
+    last: dict[int, EInvoiceReceipt] = {}
+    if ids:
+        query = sa.select(EInvoiceReceipt).where(EInvoiceReceipt.invoice_id.in_(ids)).order_by(EInvoiceReceipt.id)
+        for receipt in db.session.scalars(query):
+            last[receipt.invoice_id] = receipt
+    return last
+
+
+def _previous_month() -> tuple[dt.date, dt.date]:
+    first_of_this = clock.today().replace(day=1)
+    last = first_of_this - dt.timedelta(days=1)
+    return last.replace(day=1), last
+
+
+def _date(name: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(request.form.get(name, "").strip())
+    except ValueError:
+        return None
+
+
+class EInvoicesView(SecuredView):
+    """E-invoices and the exchange system: states, the zip of a period for the intermediary, the receipts back."""
+
+    permission = "billing.manage"
+
+    def create_blueprint(self, admin: Any) -> Blueprint:
+        blueprint = super().create_blueprint(admin)
+        upload = f"{self.endpoint}.receipts"
+
+        @blueprint.url_value_preprocessor
+        def _limit_upload(endpoint: str | None, values: Any) -> None:
+            # Before CSRF reads the form: a larger body is refused (413) unread.
+            if endpoint == upload:
+                request.max_content_length = MAX_RECEIPTS_UPLOAD
+
+        return blueprint
+
+    def _page(self, **extra: Any):
+        state = request.args.get("state")
+        query = sa.select(Invoice).options(selectinload(Invoice.customer)).where(Invoice.state == "posted")
+        if state == "none":
+            query = query.where(Invoice.einvoice_state.is_(None))
+        elif state in EINVOICE_STATES:
+            query = query.where(Invoice.einvoice_state == state)
+        page = db.paginate(
+            query.order_by(Invoice.issue_date.desc(), Invoice.id.desc()), per_page=PAGE_SIZE, error_out=False
+        )
+        date_from, date_to = _previous_month()
+        values = {
+            "page": page,
+            "state": state,
+            "counts": state_counts(),
+            "state_label": einvoice_exchange.state_label,
+            "last": last_receipts(page.items),
+            "date_from": date_from,
+            "date_to": date_to,
+            "refused": None,
+            "outcomes": None,
+            **extra,
+        }
+        return self.render("invoicing/admin/einvoices.html", **values)
+
+    @expose("/")
+    def index(self):
+        return self._page()
+
+    @expose("/export", methods=["POST"])
+    def export(self):
+        """The zip of the period; when some documents cannot be e-invoices, they are listed first with the reasons."""
+        date_from, date_to = _date("date_from"), _date("date_to")
+        try:
+            result = einvoice_exchange.export_zip(date_from, date_to)
+        except ValidationError as error:
+            db.session.rollback()
+            flash(error.messages({"date_from": _("From"), "date_to": _("To")}), "error")
+            return redirect(url_for(".index"))
+        if result.refused and request.form.get("download") != "1":
+            db.session.rollback()  # nothing is marked exported until the dealer downloads the zip without them
+            return self._page(refused=result.refused, date_from=date_from, date_to=date_to, exportable=result.invoices)
+        if not result.invoices:
+            db.session.rollback()
+            flash(_("Nothing to export in this period."), "warning")
+            return redirect(url_for(".index"))
+        db.session.commit()
+        return _download(result.content, "application/zip", result.file_name)
+
+    @expose("/receipts", methods=["POST"])
+    def receipts(self):
+        files = [
+            (upload.filename or "receipt.xml", upload.stream.read())
+            for upload in request.files.getlist("files")
+            if upload.filename
+        ]
+        if not files:
+            flash(_("Choose at least one receipt file or a zip."), "warning")
+            return redirect(url_for(".index"))
+        outcomes = einvoice_exchange.import_receipts(files)
+        db.session.commit()
+        return self._page(outcomes=outcomes)
+
+
+EINVOICE_STATE_LABELS = einvoice_exchange.STATE_LABELS
+RECEIPT_KIND_LABELS = einvoice_exchange.KIND_LABELS
 INVOICE_STATE_LABELS = {"draft": _l("Draft"), "posted": _l("Posted"), "cancelled": _l("Cancelled")}
 RUN_STATUS_LABELS = {"queued": _l("queued"), "running": _l("running"), "done": _l("done"), "failed": _l("failed")}
 DOCUMENT_TYPE_LABELS = {"invoice": _l("Invoice"), "credit_note": _l("Credit note")}
@@ -258,6 +430,7 @@ INVOICING_TABLES = {
     "invoicing_invoice_line": _l("Invoice line"),
     "invoicing_billed_ref": _l("Billed item"),
     "invoicing_invoice_pdf": _l("Invoice PDF"),
+    "invoicing_einvoice_receipt": _l("E-invoice receipt"),
 }
 
 
@@ -273,6 +446,8 @@ def register_labels(app: Any) -> None:
     labels.register_enum(app, "invoice.state", INVOICE_STATE_LABELS)
     labels.register_enum(app, "invoice.type", DOCUMENT_TYPE_LABELS)
     labels.register_enum(app, "run.status", RUN_STATUS_LABELS)
+    labels.register_enum(app, "invoice.einvoice_state", EINVOICE_STATE_LABELS)
+    labels.register_enum(app, "einvoice.receipt_kind", RECEIPT_KIND_LABELS)
     labels.register_enum(app, "audit.table", INVOICING_TABLES)
     labels.register_enum(
         app,

@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Response
 from flask.views import MethodView
+from flask_babel import gettext as _
 from sqlalchemy import Select
 from sqlalchemy.orm import selectinload
 
@@ -17,10 +18,13 @@ from core.api.helpers import ID_PATH, answering, committing, get_or_404, id_fiel
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import confined_customer, customer_scoped
 from core.db import db
+from core.models import Partner
+from core.validation import fail
 from modules.invoicing import fatturapa, payment_status, pdf, runs, services
-from modules.invoicing.models import DOCUMENT_TYPES, INVOICE_STATES, BillingRun, Invoice
+from modules.invoicing.models import DOCUMENT_TYPES, EINVOICE_STATES, INVOICE_STATES, BillingRun, Invoice
 
 PAYMENT_STATES = ["paid", "partial", "overdue", "open", "collecting"]
+REFERENCE_FIELDS = ("cig", "cup", "order_kind", "order_reference", "order_date")
 
 runs_blp = ApiBlueprint("invoicing_runs", __name__, url_prefix="/billing-runs", description="Billing runs.")
 invoices_blp = ApiBlueprint(
@@ -122,6 +126,9 @@ class InvoiceLineSchema(ma.Schema):
     unit = ma.fields.String()
     unit_price = DecimalString()
     vat_rate = DecimalString()
+    vat_code = ma.fields.String(allow_none=True, metadata={"description": "The VAT code (22, N4, ...)."})
+    vat_nature = ma.fields.String(allow_none=True, metadata={"description": "FatturaPA Natura of a 0% line."})
+    vat_reference = ma.fields.String(allow_none=True, metadata={"description": "The law a 0% line cites."})
     amount = DecimalString()
     kind = ma.fields.String()
     period_start = ma.fields.Date(allow_none=True)
@@ -129,6 +136,11 @@ class InvoiceLineSchema(ma.Schema):
     meter = ma.fields.String(allow_none=True)
     device_id = Integer(allow_none=True)
     contract_id = Integer(allow_none=True)
+
+
+class InstalmentSchema(ma.Schema):
+    due_date = ma.fields.String(metadata={"format": "date"})
+    amount = ma.fields.String(metadata={"pattern": DECIMAL_PATTERN})
 
 
 class InvoiceSchema(ma.Schema):
@@ -146,6 +158,30 @@ class InvoiceSchema(ma.Schema):
     net_total = DecimalString()
     vat_total = DecimalString()
     total = DecimalString()
+    stamp_duty = DecimalString(metadata={"description": "Stamp duty (bollo virtuale): 0.00 or 2.00, set when posted."})
+    split_payment = ma.fields.Boolean(metadata={"description": "Split payment: the customer pays only the net."})
+    payment_method = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["bank_transfer", "sepa_direct_debit", "riba", "cash", "card", None],
+            "description": "Fixed when posted, from the customer's terms.",
+        },
+    )
+    payment_schedule = ma.fields.List(
+        ma.fields.Nested(InstalmentSchema), allow_none=True, metadata={"description": "Instalments, set when posted."}
+    )
+    cig = ma.fields.String(allow_none=True, metadata={"description": "Codice Identificativo Gara."})
+    cup = ma.fields.String(allow_none=True, metadata={"description": "Codice Unico di Progetto."})
+    order_kind = ma.fields.String(allow_none=True, metadata={"enum": [*services.ORDER_KINDS, None]})
+    order_reference = ma.fields.String(allow_none=True, metadata={"description": "The customer's contract/order."})
+    order_date = ma.fields.Date(allow_none=True)
+    einvoice_state = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "enum": [*EINVOICE_STATES, None],
+            "description": "Where the e-invoice stands with the exchange system.",
+        },
+    )
     email_status = ma.fields.Method("_email_status", metadata={"description": "Outbox status of the email."})
     payment_state = ma.fields.Method(
         "_payment_state",
@@ -163,8 +199,9 @@ class InvoiceSchema(ma.Schema):
         metadata={
             "type": "string",
             "pattern": DECIMAL_PATTERN,
-            "description": "What is still to be paid (for a credit note: still to be refunded or set off); null as "
-            "payment_state.",
+            "description": "What is still to be paid (for a credit note: still to be refunded or set off) when a "
+            "module keeps payments; else what the posted document asks (the net under split payment); null for "
+            "drafts.",
         },
     )
 
@@ -177,7 +214,9 @@ class InvoiceSchema(ma.Schema):
 
     def _amount_due(self, invoice: Invoice) -> str | None:
         status = payment_status.payment_state(invoice)
-        return str(status.amount_due) if status else None
+        if status:
+            return str(status.amount_due)
+        return str(services.amount_due(invoice)) if invoice.state == "posted" else None
 
 
 class InvoiceListArgs(PageArgs):
@@ -186,6 +225,43 @@ class InvoiceListArgs(PageArgs):
     billing_run_id = id_field()
     state = String(validate=ma.validate.OneOf(INVOICE_STATES))
     type = String(validate=ma.validate.OneOf(DOCUMENT_TYPES))
+
+
+class InvoiceLineInSchema(ma.Schema):
+    description = String(required=True, validate=ma.validate.Length(min=1, max=1000))
+    quantity = DecimalString(required=True)
+    unit_price = DecimalString(required=True)
+    unit = String(validate=ma.validate.Length(max=10), metadata={"description": "Default pz."})
+    vat_code = String(
+        validate=ma.validate.Length(max=10),
+        metadata={"description": "A VAT code (22, N4, ...): its rate, Natura and legal reference; wins over vat_rate."},
+    )
+    vat_rate = DecimalString(
+        metadata={"description": "Older clients: the default code of this rate (above 0; a 0% line needs vat_code)."}
+    )
+    kind = String(validate=ma.validate.Length(max=20), metadata={"description": "Default other."})
+    period_start = ma.fields.Date(allow_none=True)
+    period_end = ma.fields.Date(allow_none=True)
+
+
+class InvoiceCreateSchema(ma.Schema):
+    customer_id = id_field(required=True)
+    contract_id = id_field(allow_none=True, metadata={"description": "Its procurement references are copied."})
+    lines = ma.fields.List(
+        ma.fields.Nested(InvoiceLineInSchema), required=True, validate=ma.validate.Length(min=1, max=500)
+    )
+    cig = String(allow_none=True, metadata={"description": "CIG: 10 letters or digits."})
+    cup = String(allow_none=True, metadata={"description": "CUP: 15 letters or digits."})
+    order_kind = String(allow_none=True, validate=ma.validate.OneOf(services.ORDER_KINDS))
+    order_reference = String(allow_none=True, metadata={"description": "The customer's contract or order number."})
+    order_date = ma.fields.Date(allow_none=True)
+
+
+class CorrectionSchema(ma.Schema):
+    credit_note_id = Integer(required=True)
+    credit_note_number = ma.fields.String(required=True)
+    invoice_id = Integer(required=True, metadata={"description": "The new draft, to check and post."})
+    invoice_number = ma.fields.String(allow_none=True, metadata={"description": "null: a draft has no number yet."})
 
 
 class InvoicePostSchema(ma.Schema):
@@ -234,6 +310,27 @@ class Invoices(MethodView):
         page = paginate(query.order_by(Invoice.id.desc()), args)
         payment_status.payment_states(page["items"])  # the page's states at once, not one question per row
         return page
+
+    @require("billing.manage")
+    @invoices_blp.arguments(InvoiceCreateSchema)
+    @invoices_blp.response(201, InvoiceSchema)
+    def post(self, data: dict[str, Any]):
+        """Create a draft invoice of lines typed in by hand
+
+        Each line names its VAT code (`vat_code`); `vat_rate` alone takes that rate's default code, and a 0% line
+        without a code is refused (`lines.N.vat_code`: it needs its Natura). CIG, CUP and the customer's contract or
+        order, when given, replace what the contract (`contract_id`) has. `422` naming the field: `customer_id`,
+        `cig` (10 letters or digits), `cup` (15), `order_reference`, `lines.N.quantity`, ...
+        """
+        customer = db.session.get(Partner, data["customer_id"])
+        with committing():
+            if customer is None or not customer.is_customer:
+                fail("customer_id", _("No such customer."))
+            references = {key: data[key] for key in REFERENCE_FIELDS if data.get(key) is not None}
+            invoice = services.create_manual_draft(
+                customer.id, data["lines"], contract_id=data.get("contract_id"), **references
+            )
+        return invoice
 
 
 @invoices_blp.route(f"/<{ID_PATH}:invoice_id>")
@@ -289,6 +386,29 @@ class CreditNotes(MethodView):
         with committing(status=lambda errors: 409 if "invoice" in errors else 422):
             note = services.create_credit_note(invoice, data.get("line_ids"))
         return note
+
+
+@invoices_blp.route(f"/<{ID_PATH}:invoice_id>/correct")
+class CorrectRejected(MethodView):
+    @require("billing.manage")
+    @invoices_blp.response(201, CorrectionSchema)
+    @invoices_blp.alt_response(404, response="NOT_FOUND")
+    def post(self, invoice_id: int):
+        """Correct an invoice the exchange system rejected
+
+        Posts a credit note of all its lines and creates a new draft of the same lines (the same billed
+        references, the contract's procurement references) to check and post. `422` naming `state` unless the
+        invoice is posted and rejected.
+        """
+        invoice = _get_invoice(invoice_id)
+        with committing():
+            note, draft = services.correct_rejected(invoice)
+        return {
+            "credit_note_id": note.id,
+            "credit_note_number": note.number,
+            "invoice_id": draft.id,
+            "invoice_number": draft.number,
+        }
 
 
 @invoices_blp.route(f"/<{ID_PATH}:invoice_id>/pdf")

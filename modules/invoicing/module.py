@@ -1,4 +1,4 @@
-"""Invoicing setup: models, API resources, back-office pages, the customer portal's invoices."""
+"""Invoicing setup: models, API resources, back-office pages, the e-invoice exchange, the customer portal's invoices."""
 
 from flask_babel import lazy_gettext as _l
 
@@ -9,15 +9,18 @@ from core.portal import register_portal_link
 
 
 def setup(ctx: ModuleContext) -> None:
-    from modules.invoicing import admin, admin_panels, api, models, portal
+    from modules.invoicing import admin, admin_panels, api, api_einvoice, cli, models, portal
 
     ctx.add_models(models)
     admin.register_labels(ctx.app)
     ctx.add_blueprint(portal.bp)
     register_api(ctx.app, api.runs_blp)
     register_api(ctx.app, api.invoices_blp)
+    register_api(ctx.app, api_einvoice.blp)
+    ctx.add_cli_group(cli.invoicing_cli)
     ctx.add_admin_view(admin.BillingRunsView(name=_l("Billing runs"), endpoint="invoicing_runs_admin"))
     ctx.add_admin_view(admin.InvoicesView(name=_l("Invoices"), endpoint="invoicing_invoices_admin"))
+    ctx.add_admin_view(admin.EInvoicesView(name=_l("E-invoices"), endpoint="invoicing_einvoices_admin"))
     ctx.register(RECORD_PANELS, admin_panels.InvoicingPanels())
     ctx.register(DASHBOARD, admin_panels.InvoicingDashboard())
     register_portal_link(

@@ -8,6 +8,7 @@ customer downloads is the one that was emailed.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import unicodedata
 from collections import defaultdict
@@ -20,11 +21,12 @@ from flask_babel import gettext as _
 from xhtml2pdf import pisa
 
 from core.db import db
-from core.models import Company
+from core.models import Company, Partner
 from core.outbox import mail_language
 from core.partners import vat_display
+from core.vat_codes import is_reverse_charge
 from modules.invoicing.models import Invoice, InvoiceLine, InvoicePdf
-from modules.invoicing.services import vat_summary
+from modules.invoicing.services import amount_due, vat_rows
 
 ROWS_PER_TABLE = 30
 DEFAULT_UNIT = "pz"  # core.extension_points.BillableLine's default
@@ -65,6 +67,58 @@ def contract_notes(invoice: Invoice) -> list[str]:
     return list(dict.fromkeys(note for note in notes if note))
 
 
+def courtesy_copy(invoice: Invoice, company: Company | None) -> bool:
+    """An Italian dealer's posted document: the fiscal document is the FatturaPA sent through the SdI, not this PDF."""
+    return invoice.state == "posted" and company is not None and (company.country or "IT").upper() == "IT"
+
+
+def shows_province(party: Company | Partner) -> bool:
+    """Provinces are Italian: a foreign address is printed without one."""
+    return bool(party.province) and (party.country or "IT").upper() == "IT"
+
+
+def payment_method(invoice: Invoice) -> str:
+    """The method posted on the invoice; on a draft, the customer's own."""
+    return invoice.payment_method or invoice.customer.payment_method or "bank_transfer"
+
+
+def payment_method_text(method: str) -> str:
+    """How the customer pays, in their words."""
+    texts = {
+        "bank_transfer": _("Bank transfer"),
+        "sepa_direct_debit": _("SEPA direct debit"),
+        "riba": _("RiBa (bank receipt)"),
+        "cash": _("Cash"),
+        "card": _("Payment card"),
+    }
+    return texts.get(method, method)
+
+
+def instalments(invoice: Invoice) -> list[tuple[dt.date, Decimal]]:
+    """The posted payment schedule as (due date, amount); a single payment is the due date alone, no table."""
+    schedule = [
+        (dt.date.fromisoformat(entry["due_date"]), Decimal(entry["amount"])) for entry in invoice.payment_schedule or []
+    ]
+    return schedule if len(schedule) > 1 else []
+
+
+def order_reference_text(invoice: Invoice, date: Any) -> str:
+    """The public body's contract or purchase order the invoice refers to (DatiContratto / DatiOrdineAcquisto)."""
+    if not invoice.order_reference:
+        return ""
+    if invoice.order_kind == "order":
+        if invoice.order_date:
+            return _(
+                "Purchase order %(reference)s of %(date)s",
+                reference=invoice.order_reference,
+                date=date(invoice.order_date),
+            )
+        return _("Purchase order %(reference)s", reference=invoice.order_reference)
+    if invoice.order_date:
+        return _("Contract %(reference)s of %(date)s", reference=invoice.order_reference, date=date(invoice.order_date))
+    return _("Contract %(reference)s", reference=invoice.order_reference)
+
+
 def _usage_groups(invoice: Invoice) -> list[dict[str, Any]]:
     """Lines carrying meter data, per device and meter."""
     groups: dict[tuple, list] = defaultdict(list)
@@ -96,7 +150,11 @@ def render_html(invoice: Invoice) -> str:
         shown = max(places, -exponent if isinstance(exponent, int) else 0)
         return format_decimal(value, format="#,##0" + ("." + "0" * shown if shown else ""))
 
+    def date(value: dt.date | None) -> str:
+        return format_date(value, "short") if value else ""
+
     with force_locale(mail_language(invoice.customer.language)):
+        rows = vat_rows(invoice.lines)
         return render_template(
             "invoicing/pdf/invoice.html",
             invoice=invoice,
@@ -105,14 +163,22 @@ def render_html(invoice: Invoice) -> str:
             customer=invoice.customer,
             logo=_logo(company),
             line_chunks=chunks(list(invoice.lines)),
-            summary=vat_summary(invoice.lines),
+            vat_rows=rows,
+            reverse_charge=any(is_reverse_charge(row.nature) for row in rows),
+            courtesy_copy=courtesy_copy(invoice, company),
+            province=shows_province,
+            payment_method=payment_method(invoice),
+            payment_method_text=payment_method_text,
+            instalments=instalments(invoice),
+            amount_due=amount_due(invoice),
+            order_reference=order_reference_text(invoice, date),
             usage=[{**group, "chunks": chunks(group["lines"])} for group in _usage_groups(invoice)],
             money=money,
             number=number,
             vat=vat_display,
             unit=unit_name,
             notes=contract_notes(invoice),
-            date=lambda value: format_date(value, "short") if value else "",
+            date=date,
         )
 
 

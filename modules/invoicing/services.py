@@ -7,6 +7,9 @@ Double billing is impossible by construction: every line that bills something ca
 `invoicing_billed_ref` holds that pair under a UNIQUE constraint while the line stands. Cancelling a draft, or
 posting a credit note that reverses the line, deletes the row, so the pair is unique over what is still billed.
 
+Every line carries a VAT code (core.vat_codes) with its Natura and legal reference as they stood when it was made.
+Posting fixes what the e-invoice states: the payment method, split payment, stamp duty and the instalments.
+
 Functions stage their changes in the caller's transaction; the caller commits. Posted documents are handed to
 `deliver_invoice` (PDF, email) by a job once the posting transaction commits.
 """
@@ -16,21 +19,27 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import functools
+import re
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm import aliased
 
-from core import clock, jobs, signals
+from core import clock, jobs, signals, vat_codes
 from core.db import db, on_commit, utcnow
-from core.extension_points import BillableLine
-from core.models import Partner
+from core.extension_points import INVOICE_REFERENCES, BillableLine, InvoiceReference, implementations
+from core.models import Partner, VatCode
+from core.outbox import mail_language
 from core.sequences import format_number, next_number, peek_next
+from core.settings import get_setting
 from core.validation import Checker, fail
 from modules.invoicing.models import BilledRef, Invoice, InvoiceLine
 
@@ -40,6 +49,17 @@ QUANTITY_QUANTUM = Decimal("0.001")
 AMOUNT_LIMIT = Decimal(10) ** 10
 # The source a credit note line is billed under: a line is reversed at most once while the credit note stands.
 CREDIT_SOURCE = "credit"
+# The source of lines typed in by hand (API); each gets a fresh source_ref.
+MANUAL_SOURCE = "manual"
+# Bollo virtuale: 2.00 EUR on a document whose exempt, excluded or not-subject amounts exceed 77.47 EUR.
+STAMP_DUTY = Decimal("2.00")
+STAMP_THRESHOLD = Decimal("77.47")
+STAMP_KIND = "stamp_duty"
+STAMP_CODE = "N1"  # excluded from VAT (art. 15 DPR 633/72) when charged to the customer
+STAMP_CHARGED_SETTING = "invoicing.stamp_duty_charged"
+ORDER_KINDS = ("contract", "order")
+CIG_RE = re.compile(r"[A-Z0-9]{10}")
+CUP_RE = re.compile(r"[A-Z0-9]{15}")
 
 
 def line_amount(quantity: Decimal, unit_price: Decimal) -> Decimal:
@@ -55,6 +75,31 @@ def vat_summary(lines: Iterable[Any]) -> list[tuple[Decimal, Decimal, Decimal]]:
     for line in lines:
         taxable[Decimal(line.vat_rate)] += Decimal(line.amount)
     return [(rate, base, (base * rate / 100).quantize(CENT, ROUND_HALF_UP)) for rate, base in sorted(taxable.items())]
+
+
+@dataclass(frozen=True)
+class VatRow:
+    """One line of the VAT summary of an e-invoice (DatiRiepilogo): a rate with its Natura."""
+
+    rate: Decimal
+    nature: str | None
+    reference: str | None
+    base: Decimal
+    vat: Decimal
+
+
+def vat_rows(lines: Iterable[Any]) -> list[VatRow]:
+    """One row per (rate, Natura), by rate then Natura: VAT on the sum of the row's line amounts, HALF_UP."""
+    base: dict[tuple[Decimal, str], Decimal] = defaultdict(Decimal)
+    reference: dict[tuple[Decimal, str], str | None] = {}
+    for line in lines:
+        key = (Decimal(line.vat_rate), line.vat_nature or "")
+        base[key] += Decimal(line.amount)
+        reference[key] = reference.get(key) or line.vat_reference or None
+    return [
+        VatRow(rate, nature or None, reference[rate, nature], total, (total * rate / 100).quantize(CENT, ROUND_HALF_UP))
+        for (rate, nature), total in sorted(base.items())
+    ]
 
 
 def compute_totals(invoice: Invoice) -> None:
@@ -73,6 +118,72 @@ def due_date(issue_date: dt.date, partner: Partner) -> dt.date:
     if partner.payment_end_of_month:
         due = due.replace(day=calendar.monthrange(due.year, due.month)[1])
     return due
+
+
+def payment_schedule(issue_date: dt.date, amount: Decimal, partner: Partner) -> list[tuple[dt.date, Decimal]]:
+    """The customer's instalments: equal shares (the cents left over on the last), the k-th due k x the payment days
+    after issue (end of that month with `payment_end_of_month`); one instalment is due on `due_date`."""
+    count = max(1, partner.payment_instalments or 1)
+    if count == 1:
+        return [(due_date(issue_date, partner), amount)]
+    share = (amount / count).quantize(CENT, rounding=ROUND_DOWN)
+    schedule = []
+    for k in range(1, count + 1):
+        due = issue_date + dt.timedelta(days=k * (partner.payment_terms_days or 0))
+        if partner.payment_end_of_month:
+            due = due.replace(day=calendar.monthrange(due.year, due.month)[1])
+        schedule.append((due, share if k < count else amount - share * (count - 1)))
+    return schedule
+
+
+def amount_due(invoice: Invoice) -> Decimal:
+    """What the customer pays: the total, or under split payment the total less VAT (the VAT goes to the state)."""
+    total = Decimal(invoice.total)
+    return total - Decimal(invoice.vat_total) if invoice.split_payment else total
+
+
+def stamp_duty_due(lines: Iterable[Any]) -> bool:
+    """Whether the amounts of lines whose VAT code counts toward the stamp duty exceed 77.47 (a charged stamp line
+    itself does not count)."""
+    lines = [line for line in lines if line.kind != STAMP_KIND and line.vat_code]
+    codes = {line.vat_code for line in lines}
+    if not codes:
+        return False
+    stamped = set(db.session.scalars(sa.select(VatCode.code).where(VatCode.code.in_(codes), VatCode.stamp_duty)))
+    return sum((Decimal(line.amount) for line in lines if line.vat_code in stamped), Decimal(0)) > STAMP_THRESHOLD
+
+
+def stamp_duty_charged() -> bool:
+    """Setting `invoicing.stamp_duty_charged` (default on): the stamp duty is a line the customer pays."""
+    return bool(get_setting(STAMP_CHARGED_SETTING, True))
+
+
+def _apply_stamp_duty(invoice: Invoice) -> None:
+    """Stamp duty on a document that owes it; charged, a line of 2.00 (N1) once: never a second one, nor on a
+    credit note that credits the invoice's stamp line."""
+    if not stamp_duty_due(invoice.lines):
+        invoice.stamp_duty = Decimal("0.00")
+        return
+    invoice.stamp_duty = STAMP_DUTY
+    if not stamp_duty_charged() or any(line.kind == STAMP_KIND for line in invoice.lines):
+        return
+    code = vat_codes.resolve(STAMP_CODE, None, "stamp_duty")
+    with force_locale(mail_language(invoice.customer.language)):
+        description = _("Stamp duty")
+    invoice.lines.append(
+        InvoiceLine(
+            position=max((line.position for line in invoice.lines), default=0) + 1,
+            description=description,
+            quantity=Decimal(1),
+            unit="pz",
+            unit_price=STAMP_DUTY,
+            amount=STAMP_DUTY,
+            kind=STAMP_KIND,
+            source=None,
+            source_ref=None,
+            **_vat_fields(code),
+        )
+    )
 
 
 def _decimal(check: Checker, field: str, value: Any, quantum: Decimal, minimum: Decimal | None) -> Decimal:
@@ -103,14 +214,22 @@ def _text(check: Checker, field: str, value: Any, max_length: int, required: boo
     return text
 
 
-def new_line(line: BillableLine, position: int, field: str = "line") -> InvoiceLine:
-    """An invoice line from a BillableLine, checked; ValidationError names the bad field."""
+def new_line(
+    line: BillableLine, position: int, field: str = "line", codes: dict[tuple[Any, Any], VatCode] | None = None
+) -> InvoiceLine:
+    """An invoice line from a BillableLine, checked; ValidationError names the bad field.
+
+    The VAT code decides the rate: a line's code wins over its rate; without a code, a rate above 0 takes that rate's
+    default code and 0% is refused (a 0% line needs its Natura). `codes` caches the codes already resolved.
+    """
     check = Checker()
     quantity = _decimal(check, f"{field}.quantity", line.quantity, QUANTITY_QUANTUM, Decimal(0))
     unit_price = _decimal(check, f"{field}.unit_price", line.unit_price, PRICE_QUANTUM, None)
-    vat_rate = _decimal(check, f"{field}.vat_rate", line.vat_rate, CENT, Decimal(0))
-    if f"{field}.vat_rate" not in check and vat_rate > 100:
-        check.fail(f"{field}.vat_rate", _("A VAT rate is at most 100."))
+    vat_rate = None
+    if not line.vat_code and line.vat_rate is not None:
+        vat_rate = _decimal(check, f"{field}.vat_rate", line.vat_rate, CENT, Decimal(0))
+        if f"{field}.vat_rate" not in check and vat_rate > 100:
+            check.fail(f"{field}.vat_rate", _("A VAT rate is at most 100."))
     description = _text(check, f"{field}.description", line.description, 1000)
     source = _text(check, f"{field}.source", line.source, 40)
     source_ref = _text(check, f"{field}.source_ref", line.source_ref, 200)
@@ -120,6 +239,7 @@ def new_line(line: BillableLine, position: int, field: str = "line") -> InvoiceL
     if line.period_start and line.period_end and line.period_end < line.period_start:
         check.fail(f"{field}.period_end", _("The period ends before it starts."))
     check.raise_if_any()
+    code = _resolve(line.vat_code, vat_rate, f"{field}.vat_code", codes)
     amount = line_amount(quantity, unit_price)
     if abs(amount) >= AMOUNT_LIMIT:
         fail(f"{field}.quantity", _("The line amount is too large."))
@@ -129,7 +249,6 @@ def new_line(line: BillableLine, position: int, field: str = "line") -> InvoiceL
         quantity=quantity,
         unit=unit,
         unit_price=unit_price,
-        vat_rate=vat_rate,
         amount=amount,
         kind=kind,
         period_start=line.period_start,
@@ -140,27 +259,132 @@ def new_line(line: BillableLine, position: int, field: str = "line") -> InvoiceL
         source=source,
         source_ref=source_ref,
         details=dict(line.extra) or None,
+        **_vat_fields(code),
     )
+
+
+def _resolve(
+    vat_code: str | None, vat_rate: Decimal | None, field: str, codes: dict[tuple[Any, Any], VatCode] | None
+) -> VatCode:
+    key = (vat_code or None, None if vat_code else vat_rate)
+    if codes is not None and key in codes:
+        return codes[key]
+    code = vat_codes.resolve(vat_code or None, vat_rate, field)
+    if codes is not None:
+        codes[key] = code
+    return code
+
+
+def _vat_fields(code: VatCode) -> dict[str, Any]:
+    """What a line keeps of its VAT code: a later change of the code does not change a document already made."""
+    return {
+        "vat_rate": Decimal(code.rate),
+        "vat_code": code.code,
+        "vat_nature": code.nature,
+        "vat_reference": code.legal_reference,
+    }
+
+
+def check_references(data: dict[str, Any]) -> dict[str, Any]:
+    """Public procurement references typed in by hand (CIG, CUP, contract or order), cleaned; ValidationError names
+    the field (`cig`: 10 letters or digits, `cup`: 15, `order_kind`: contract or order, `order_reference` required
+    with a kind or a date)."""
+    check = Checker()
+    clean: dict[str, Any] = {}
+    for field, pattern, size in (("cig", CIG_RE, 10), ("cup", CUP_RE, 15)):
+        value = (data.get(field) or "").strip().upper() or None
+        if value is not None and not pattern.fullmatch(value):
+            check.fail(field, _("%(count)d letters or digits.", count=size))
+        clean[field] = value
+    kind = data.get("order_kind") or None
+    reference = check.text("order_reference", data.get("order_reference"), 20)
+    if kind is not None and kind not in ORDER_KINDS:
+        check.fail("order_kind", _("Choose contract or order."))
+    if reference is None and (kind is not None or data.get("order_date")):
+        check.fail("order_reference", _("The number of the customer's contract or order is required."))
+    clean["order_kind"] = (kind or "contract") if reference else None
+    clean["order_reference"] = reference
+    clean["order_date"] = data.get("order_date") if reference else None
+    check.raise_if_any()
+    return clean
+
+
+def contract_references(contract_ids: Sequence[int]) -> dict[int, InvoiceReference]:
+    """The procurement references of these contracts, as the enabled modules know them (the first that answers)."""
+    found: dict[int, InvoiceReference] = {}
+    for provider in implementations(INVOICE_REFERENCES):
+        for contract_id, reference in provider.invoice_references(list(contract_ids)).items():
+            found.setdefault(contract_id, reference)
+    return found
+
+
+def _copy_references(invoice: Invoice, reference: InvoiceReference | None) -> None:
+    if reference is None:
+        return
+    invoice.order_kind = (reference.kind or "contract") if reference.reference else None
+    invoice.order_reference = reference.reference or None
+    invoice.order_date = reference.date if reference.reference else None
+    invoice.cig = reference.cig or None
+    invoice.cup = reference.cup or None
 
 
 def create_draft(
     customer_id: int, lines: Sequence[BillableLine], contract_id: int | None = None, billing_run_id: int | None = None
 ) -> Invoice:
-    """A draft invoice of `lines` with their billed refs; a ref already billed fails at flush (IntegrityError)."""
+    """A draft invoice of `lines` with their billed refs; a ref already billed fails at flush (IntegrityError).
+
+    A contract's procurement references (CIG, CUP, contract or order) are copied onto the draft.
+    """
     if not lines:
         fail("lines", _("An invoice needs at least one line."))
+    codes: dict[tuple[Any, Any], VatCode] = {}
     invoice = Invoice(
         type="invoice",
         state="draft",
         customer_id=customer_id,
         contract_id=contract_id,
         billing_run_id=billing_run_id,
-        lines=[new_line(line, position, f"lines.{position - 1}") for position, line in enumerate(lines, start=1)],
+        lines=[
+            new_line(line, position, f"lines.{position - 1}", codes) for position, line in enumerate(lines, start=1)
+        ],
     )
+    if contract_id is not None:
+        _copy_references(invoice, contract_references([contract_id]).get(contract_id))
     compute_totals(invoice)
     db.session.add(invoice)
     db.session.flush()
     _hold_refs(invoice)
+    return invoice
+
+
+def create_manual_draft(
+    customer_id: int, lines: Sequence[dict[str, Any]], contract_id: int | None = None, **references: Any
+) -> Invoice:
+    """A draft of lines typed in by hand (source `manual`), with the procurement references given, else the
+    contract's; ValidationError names the field (`lines.0.vat_code`, `cig`, ...)."""
+    clean = check_references(references)
+    billable = [
+        BillableLine(
+            source=MANUAL_SOURCE,
+            source_ref=uuid.uuid4().hex,
+            description=line.get("description"),
+            quantity=line.get("quantity"),
+            unit_price=line.get("unit_price"),
+            vat_rate=line.get("vat_rate"),
+            vat_code=line.get("vat_code"),
+            kind=line.get("kind") or "other",
+            contract_id=contract_id,
+            period_start=line.get("period_start"),
+            period_end=line.get("period_end"),
+            unit=line.get("unit") or "pz",
+        )
+        for line in lines
+    ]
+    invoice = create_draft(customer_id, billable, contract_id=contract_id)
+    if any(clean.values()):
+        for field, value in clean.items():
+            setattr(invoice, field, value)
+        db.session.flush()
     return invoice
 
 
@@ -222,7 +446,9 @@ def _claim_draft(invoice: Invoice, values: dict[str, Any]) -> bool:
 def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     """Give a draft its number (gapless per type and year, in posting order), issue and due dates; never twice.
 
-    Posting a credit note frees the (source, source_ref) of the lines it reverses.
+    Before the number: the stamp duty (and its line when charged) and the totals. Then the customer's payment
+    method, split payment and instalments are fixed on the document. Posting a credit note frees the
+    (source, source_ref) of the lines it reverses.
     """
     issue_date = issue_date or clock.today()
     if not _claim_draft(invoice, {"posted_at": utcnow()}):
@@ -239,16 +465,25 @@ def post(invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     if last_date is not None and issue_date < last_date:
         message = _("The issue date must not be before %(date)s, the date of the last number.", date=last_date)
         fail("issue_date", message)
+    _apply_stamp_duty(invoice)
+    compute_totals(invoice)
     invoice.sequence_number = sequence
     invoice.year = issue_date.year
     invoice.number = format_number(sequence, issue_date.year)
     invoice.issue_date = issue_date
-    invoice.due_date = due_date(issue_date, invoice.customer)
+    customer = invoice.customer
+    invoice.payment_method = customer.payment_method
+    # A credit note follows the invoice it credits: split payment then as now.
+    invoice.split_payment = bool(invoice.original.split_payment if invoice.original else customer.split_payment)
+    schedule = payment_schedule(issue_date, amount_due(invoice), customer)
+    invoice.payment_schedule = [{"due_date": due.isoformat(), "amount": str(amount)} for due, amount in schedule]
+    invoice.due_date = schedule[0][0]
     invoice.state = "posted"
     if invoice.type == "credit_note":
         reversed_ids = [line.reversed_line_id for line in invoice.lines if line.reversed_line_id]
         db.session.execute(sa.delete(BilledRef).where(BilledRef.line_id.in_(reversed_ids)))
-        _announce_released(db.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.id.in_(reversed_ids))))
+        reversed_lines = db.session.scalars(sa.select(InvoiceLine).where(InvoiceLine.id.in_(reversed_ids))).all()
+        _announce_released(line for line in reversed_lines if line.source is not None)
     db.session.flush()
     # Same transaction: a receiver that fails (accounting's entry) fails the posting, and the caller rolls back.
     signals.invoice_posting.send(current_app._get_current_object(), invoice=invoice)
@@ -308,6 +543,11 @@ def create_credit_note(invoice: Invoice, line_ids: Sequence[int] | None = None) 
         customer_id=invoice.customer_id,
         contract_id=invoice.contract_id,
         original_id=invoice.id,
+        cig=invoice.cig,
+        cup=invoice.cup,
+        order_kind=invoice.order_kind,
+        order_reference=invoice.order_reference,
+        order_date=invoice.order_date,
         lines=[
             InvoiceLine(
                 position=position,
@@ -316,6 +556,9 @@ def create_credit_note(invoice: Invoice, line_ids: Sequence[int] | None = None) 
                 unit=line.unit,
                 unit_price=line.unit_price,
                 vat_rate=line.vat_rate,
+                vat_code=line.vat_code,
+                vat_nature=line.vat_nature,
+                vat_reference=line.vat_reference,
                 amount=line.amount,
                 kind=line.kind,
                 period_start=line.period_start,
@@ -336,6 +579,46 @@ def create_credit_note(invoice: Invoice, line_ids: Sequence[int] | None = None) 
     db.session.flush()
     _hold_refs(note)
     return note
+
+
+def correct_rejected(invoice: Invoice) -> tuple[Invoice, Invoice]:
+    """Correct an invoice the exchange system rejected: a posted credit note of all its lines, then a new draft of
+    the same lines (billing the same references) for the dealer to check and post. ValidationError (`state`) unless
+    the invoice is posted and rejected."""
+    if invoice.type != "invoice" or invoice.state != "posted" or invoice.einvoice_state != "rejected":
+        fail("state", _("Only a posted invoice rejected by the exchange system can be corrected this way."))
+    credited = sa.select(Invoice.id).where(Invoice.original_id == invoice.id, Invoice.state != "cancelled").limit(1)
+    if db.session.scalar(credited) is not None:
+        fail("state", _("This invoice already has a credit note: it was corrected before."))
+    note = post(create_credit_note(invoice))
+    lines = [
+        BillableLine(
+            source=line.source,
+            source_ref=line.source_ref,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            vat_rate=line.vat_rate,
+            vat_code=line.vat_code,
+            kind=line.kind,
+            contract_id=line.contract_id,
+            period_start=line.period_start,
+            period_end=line.period_end,
+            meter=line.meter,
+            device_id=line.device_id,
+            unit=line.unit,
+            extra=dict(line.details or {}),
+        )
+        for line in invoice.lines
+        if line.source is not None  # the stamp line: added again when the new invoice is posted
+    ]
+    draft = create_draft(invoice.customer_id, lines, contract_id=invoice.contract_id)
+    if not any((draft.cig, draft.cup, draft.order_reference)):
+        for field in ("cig", "cup", "order_kind", "order_reference", "order_date"):
+            setattr(draft, field, getattr(invoice, field))
+    draft.notes = invoice.notes
+    db.session.flush()
+    return note, draft
 
 
 def previous_invoices(invoices: Sequence[Invoice]) -> dict[int, Invoice | None]:

@@ -18,10 +18,10 @@ from flask_login import current_user
 from markupsafe import Markup
 from wtforms.validators import ValidationError
 
-from core import clock, csv_import, labels, validation
+from core import clock, csv_import, labels, validation, vat_codes
 from core.admin import SecuredModelView
 from core.db import db
-from core.models import Partner
+from core.models import Partner, VatCode
 from modules.rentals import contract_lines, forms, imports
 from modules.rentals.catalogue import KNOWN_METERS, METER_CODE_RE
 from modules.rentals.contracts import contract_periods, create_contract, current_state, update_contract
@@ -74,6 +74,28 @@ def _customers() -> list[Partner]:
 
 def _meters() -> list[MeterType]:
     return list(db.session.scalars(sa.select(MeterType).order_by(MeterType.code)))
+
+
+def _vat_codes() -> list[VatCode]:
+    """The active VAT codes in the dealer's order (the shipped ones are added on a new installation)."""
+    vat_codes.ensure_defaults()
+    query = sa.select(VatCode).where(VatCode.active.is_(True)).order_by(VatCode.position, VatCode.code)
+    return list(db.session.scalars(query))
+
+
+def vat_code_label(code: VatCode) -> str:
+    """A code as the contract form lists it: "22 — Aliquota ordinaria 22%", described in the user's language."""
+    return f"{code.code} — {vat_codes.description(code, _language())}"
+
+
+_vat_code_column = labels.foreign_column(VatCode)
+
+
+def _contract_vat(view: Any, context: Any, model: Contract, name: str) -> Any:
+    """The code, linked to its page, or for a contract without one (billing its rate's default code) the rate."""
+    if model.vat_code:
+        return _vat_code_column(view, context, model, name)
+    return percent(model.vat_rate)
 
 
 def _label(labels: dict) -> Any:
@@ -225,8 +247,9 @@ class ContractView(SecuredModelView):
 
     permission = "contracts.view"
     edit_permission = "contracts.edit"
-    column_list = ("number", "customer", "state", "start_date", "end_date", "period_months", "fee")
+    column_list = ("number", "customer", "state", "start_date", "end_date", "period_months", "fee", "vat_code")
     column_labels = {
+        "vat_code": _l("VAT code"),
         "number": _l("Number"),
         "customer": _l("Customer"),
         "customer.name": _l("Customer"),
@@ -248,6 +271,7 @@ class ContractView(SecuredModelView):
         "start_date": _date,
         "end_date": _date,
         "fee": lambda view, context, model, name: format_currency(model.fee, "EUR", locale=get_locale()),
+        "vat_code": _contract_vat,
     }
     # A spreadsheet gets plain dates and numbers, not the page's formats.
     column_formatters_export = {
@@ -264,7 +288,9 @@ class ContractView(SecuredModelView):
         if request.method == "POST":
             form = forms.ContractForm()
         else:
-            form = forms.ContractForm(data=forms.initial_data(contract))
+            # A new contract for a customer chosen beforehand (?customer_id=) starts with its proposed VAT code.
+            customer = db.session.get(Partner, request.args.get("customer_id", type=int) or 0)
+            form = forms.ContractForm(data=forms.initial_data(contract, customer if contract is None else None))
             forms.add_spare_rows(form)
         self._set_choices(form)
         return form
@@ -274,7 +300,12 @@ class ContractView(SecuredModelView):
         meters = {m.code: m.label(_language()) for m in _meters()}
         for code, names in KNOWN_METERS.items():
             meters.setdefault(code, names[0])
-        forms.set_choices(form, customers, [(code, f"{code} — {label}") for code, label in sorted(meters.items())])
+        forms.set_choices(
+            form,
+            customers,
+            [(code, f"{code} — {label}") for code, label in sorted(meters.items())],
+            [(code.code, vat_code_label(code)) for code in _vat_codes()],
+        )
 
     def _save(self, form: forms.ContractForm, contract: Contract | None) -> Response | None:
         data, fields = forms.form_data(form)
@@ -354,6 +385,9 @@ class ContractView(SecuredModelView):
                 state=current_state(contract),
                 period_labels=forms.PERIOD_LABELS,
                 fee_timing_labels=forms.FEE_TIMING_LABELS,
+                order_kind_labels=forms.ORDER_KIND_LABELS,
+                vat_code=_billed_vat_code(contract),
+                vat_code_label=vat_code_label,
                 errors=errors or {},
                 action=action,
                 values=request.form,
@@ -431,6 +465,14 @@ class ContractView(SecuredModelView):
         return self._device_action(run)
 
 
+def _billed_vat_code(contract: Contract) -> VatCode | None:
+    """The code the contract bills: its own, else its rate's default code (None when the rate has none)."""
+    try:
+        return vat_codes.resolve(contract.vat_code, contract.vat_rate, "vat_code")
+    except validation.ValidationError:
+        return None
+
+
 def _language() -> str:
     return getattr(current_user, "language", None) or "en"
 
@@ -464,6 +506,7 @@ def register_labels(app: Any) -> None:
     labels.register_enum(app, "contract.state", STATE_LABELS)
     labels.register_enum(app, "toner.colour", COLOUR_LABELS)
     labels.register_enum(app, "contract.fee_timing", forms.FEE_TIMING_LABELS)
+    labels.register_enum(app, "contract.order_kind", forms.ORDER_KIND_LABELS)
     labels.register_enum(app, "audit.table", RENTALS_TABLES)
     labels.register_enum(
         app,

@@ -19,7 +19,14 @@ from core.auth.scoping import customer_scoped
 from core.db import contains, db
 from core.validation import MAX_COUNTER
 from modules.rentals.contract_lines import add_device, remove_device, swap_device
-from modules.rentals.contracts import CONTRACT_TERMS, contract_periods, create_contract, update_contract
+from modules.rentals.contracts import (
+    CONTRACT_TERMS,
+    EINVOICE_TERMS,
+    ORDER_KINDS,
+    contract_periods,
+    create_contract,
+    update_contract,
+)
 from modules.rentals.devices import create_device, normalize_serial, update_device
 from modules.rentals.models import (
     CONTRACT_STATES,
@@ -213,7 +220,37 @@ class ContractTermsSchema(ma.Schema):
     minimum_charge = DecimalString(allow_none=True)
     escalation_percent = DecimalString(metadata={"description": "Yearly increase of fee and prices."})
     estimate_missing = Boolean()
-    vat_rate = DecimalString()
+    vat_rate = DecimalString(
+        metadata={"description": "Set from `vat_code` when that is sent; alone, the rate's default code is billed."}
+    )
+    vat_code = String(
+        allow_none=True,
+        validate=ma.validate.Length(max=10),
+        metadata={
+            "description": "An active VAT code (22, 10, N2.1, N6.9, ...): sets `vat_rate`; needed for 0%. Neither "
+            "`vat_code` nor `vat_rate` on a new contract (or `vat_code` null): the code proposed for the customer."
+        },
+    )
+    cig = String(
+        allow_none=True,
+        validate=ma.validate.Length(max=40),
+        metadata={"description": "Tender identification code (CIG): 10 letters or digits."},
+    )
+    cup = String(
+        allow_none=True,
+        validate=ma.validate.Length(max=40),
+        metadata={"description": "Public project code (CUP): 15 letters or digits."},
+    )
+    order_kind = String(
+        validate=ma.validate.OneOf(ORDER_KINDS),
+        metadata={"description": "The customer's document the invoices refer to: a contract or a purchase order."},
+    )
+    order_reference = String(
+        allow_none=True,
+        validate=ma.validate.Length(max=20),
+        metadata={"description": "The customer's contract or order number; null: this contract's number."},
+    )
+    order_date = ma.fields.Date(allow_none=True, metadata={"description": "The date of the customer's document."})
     auto_renew = Boolean()
     renewal_months = Integer(validate=ma.validate.Range(min=1, max=120))
     notice_days = Integer(validate=ma.validate.Range(min=0, max=3650))
@@ -243,7 +280,7 @@ class ContractSchema(ContractTermsSchema):
     @ma.pre_dump
     def _flatten(self, contract: Contract, **kwargs: Any) -> dict[str, Any]:
         data = {key: getattr(contract, key) for key in ("id", "number", "state", "customer_id", "created_at")}
-        data |= {key: getattr(contract, key) for key in CONTRACT_TERMS}
+        data |= {key: getattr(contract, key) for key in (*CONTRACT_TERMS, *EINVOICE_TERMS)}
         data["allowances"] = [
             {
                 "meter": allowance.meter,

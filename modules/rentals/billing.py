@@ -55,6 +55,7 @@ def fee_lines(contract: Contract, as_of: dt.date) -> list[BillableLine]:
                 quantity=Decimal(1),
                 unit_price=amount,
                 vat_rate=contract.vat_rate,
+                vat_code=contract.vat_code,
                 kind="fee",
                 contract_id=contract.id,
                 period_start=period.start,

@@ -8,10 +8,11 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from core import clock
+from core import clock, vat_codes
 from core.db import db
+from core.models import Partner, VatCode
 from core.sequences import format_number, next_number
-from core.validation import MAX_COUNTER, Checker, fail
+from core.validation import MAX_COUNTER, Checker, ValidationError, fail
 from modules.rentals import periods as rules
 from modules.rentals.catalogue import KNOWN_METERS, meter_type
 from modules.rentals.contract_lines import check_join, join_contract
@@ -40,6 +41,13 @@ CONTRACT_TERMS = (
     "consumables_included",
     "assumed_coverage",
 )
+# What the e-invoices of the contract carry: its VAT code and the customer's procurement references (FatturaPA
+# DatiContratto / DatiOrdineAcquisto). Apart from CONTRACT_TERMS, whose order the CSV import's columns follow.
+EINVOICE_TERMS = ("vat_code", "cig", "cup", "order_kind", "order_reference", "order_date")
+ORDER_KINDS = ("contract", "order")
+CIG_LENGTH = 10
+CUP_LENGTH = 15
+ORDER_REFERENCE_LENGTH = 20
 STATE_CHANGES = {
     "draft": {"active"},
     "active": {"suspended", "ended"},
@@ -48,7 +56,9 @@ STATE_CHANGES = {
 }
 
 
-def _check_terms(check: Checker, data: dict[str, Any], contract: Contract | None) -> dict[str, Any]:
+def _check_terms(
+    check: Checker, data: dict[str, Any], contract: Contract | None, customer: Partner | None = None
+) -> dict[str, Any]:
     """Convert and check the contract terms present in `data` (all of them for a new contract)."""
     new = contract is None
     clean: dict[str, Any] = {}
@@ -77,9 +87,8 @@ def _check_terms(check: Checker, data: dict[str, Any], contract: Contract | None
         clean["escalation_percent"] = check.decimal("escalation_percent", value, 3, Decimal(100), maximum=Decimal(100))
     if given("estimate_missing"):
         clean["estimate_missing"] = check.boolean("estimate_missing", data.get("estimate_missing"))
-    if given("vat_rate"):
-        value = _default(data.get("vat_rate"), "22")
-        clean["vat_rate"] = check.decimal("vat_rate", value, 2, Decimal(100), maximum=Decimal(100))
+    clean.update(_check_vat(check, data, contract, customer))
+    clean.update(_check_procurement(check, data, new))
     if given("auto_renew"):
         clean["auto_renew"] = check.boolean("auto_renew", data.get("auto_renew"))
     if given("renewal_months"):
@@ -114,6 +123,64 @@ def _check_terms(check: Checker, data: dict[str, Any], contract: Contract | None
                     "end_date", _("Device %(serial)s is on the contract after this date.", serial=line.device.serial)
                 )
                 break
+    return clean
+
+
+def _check_vat(
+    check: Checker, data: dict[str, Any], contract: Contract | None, customer: Partner | None
+) -> dict[str, Any]:
+    """The VAT code and its rate. A code sets the rate; a rate alone (older API clients) bills the rate's default code
+    (vat_code None), and 0% has none: it needs a code with its Natura. Neither, on a new contract or with the code
+    sent empty: the code proposed for the customer (core.vat_codes.propose_code, N2.1 for a foreign business)."""
+    code = _default(data.get("vat_code"), None)
+    if code is not None:
+        if not isinstance(code, str):
+            check.fail("vat_code", _("Not a VAT code: %(value)s", value=str(code)[:40]))
+            return {}
+        found = _resolve(check, code.strip(), None, "vat_code")
+        return {"vat_code": found.code, "vat_rate": found.rate} if found else {}
+    if _default(data.get("vat_rate"), None) is not None:
+        rate = check.decimal("vat_rate", data.get("vat_rate"), 2, Decimal(100), maximum=Decimal(100))
+        if rate is None or _resolve(check, None, rate, "vat_code" if rate == 0 else "vat_rate") is None:
+            return {}
+        return {"vat_code": None, "vat_rate": rate}
+    if contract is not None and "vat_code" not in data and "vat_rate" not in data:
+        return {}
+    if contract is not None and "customer_id" not in data:
+        customer = contract.customer
+    if customer is None:
+        return {}
+    found = _resolve(check, vat_codes.propose_code(customer), None, "vat_code")
+    return {"vat_code": found.code, "vat_rate": found.rate} if found else {}
+
+
+def _resolve(check: Checker, code: str | None, rate: Decimal | None, field: str) -> VatCode | None:
+    try:
+        return vat_codes.resolve(code, rate, field)
+    except ValidationError as error:
+        check.fail(field, error.errors.get(field) or error.messages())
+        return None
+
+
+def _check_procurement(check: Checker, data: dict[str, Any], new: bool) -> dict[str, Any]:
+    """CIG and CUP as the exchange system takes them (upper-case letters and digits, exactly 10 and 15), and the
+    customer's own contract or purchase order: its kind, number (empty: the contract's number) and date."""
+    clean: dict[str, Any] = {}
+    for field, length in (("cig", CIG_LENGTH), ("cup", CUP_LENGTH)):
+        if not (new or field in data):
+            continue
+        value = data.get(field)
+        text = "" if value is None else str(value).strip().upper()
+        if text and not (len(text) == length and text.isascii() and text.isalnum()):
+            check.fail(field, _("Exactly %(length)d letters or digits.", length=length))
+            continue
+        clean[field] = text or None
+    if new or "order_kind" in data:
+        clean["order_kind"] = check.choice("order_kind", _default(data.get("order_kind"), "contract"), ORDER_KINDS)
+    if new or "order_reference" in data:
+        clean["order_reference"] = check.text("order_reference", data.get("order_reference"), ORDER_REFERENCE_LENGTH)
+    if new or "order_date" in data:
+        clean["order_date"] = check.date("order_date", data.get("order_date"), required=False)
     return clean
 
 
@@ -218,7 +285,7 @@ def create_contract(data: dict[str, Any]) -> Contract:
     """A new contract with its allowances and devices; `active` when it has a device, else `draft`."""
     check = Checker()
     customer = check_customer(check, "customer_id", data.get("customer_id"), required=True)
-    terms = _check_terms(check, data, None)
+    terms = _check_terms(check, data, None, customer)
     allowances = _check_allowances(check, data.get("allowances"))
     devices = data.get("devices") or []
     if not isinstance(devices, list | tuple):
@@ -259,12 +326,13 @@ def update_contract(contract: Contract, data: dict[str, Any]) -> Contract:
     """Change the terms present in `data`; `allowances`, when present, replace the contract's allowances."""
     check = Checker()
     clean: dict[str, Any] = {}
+    customer = None
     if "customer_id" in data:
         customer = check_customer(check, "customer_id", data["customer_id"], required=True)
         if customer and customer.id != contract.customer_id and contract.lines:
             check.fail("customer_id", _("The contract has devices: its customer cannot change."))
         clean["customer_id"] = customer.id if customer else None
-    clean.update(_check_terms(check, data, contract))
+    clean.update(_check_terms(check, data, contract, customer))
     allowances = _check_allowances(check, data["allowances"]) if "allowances" in data else None
     if "allowances" in data and data["allowances"] is None:
         check.fail("allowances", _("Not a list of allowances."))

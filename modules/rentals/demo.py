@@ -1,4 +1,5 @@
-"""Rentals demo data: a real-looking catalogue, a dozen devices and contracts of every kind (the billing examples)."""
+"""Rentals demo data: a real-looking catalogue, a dozen devices and contracts of every kind (the billing examples),
+the Spanish customer's under N2.1 and a state school's with its CIG and protocol number."""
 
 from __future__ import annotations
 
@@ -134,7 +135,8 @@ CONTRACTS = (
             "period_months": 1,
             "fee": Decimal("50.00"),
             "escalation_percent": Decimal("3"),
-            "vat_rate": Decimal("21"),
+            # A Spanish business billed by an Italian dealer: not subject to Italian VAT (art. 7-ter), reverse charge.
+            "vat_code": "N2.1",
             "allowances": [_allowance("bw", 2000, (None, "0.012"))],
         },
         [("PHBLR01234", {"bw": 32000})],
@@ -162,6 +164,25 @@ CONTRACTS = (
             ("3100R400123", {"bw": 1200, "color": 800, "a3_bw": 50, "a3_color": 20, "scan": 300}),
             ("A7PU021001234", {"bw": 400, "a3_bw": 10, "scan": 100}),
         ],
+    ),
+    # A state school (a public administration): its contract with the tender's CIG and the school's protocol number,
+    # billed with FPA12 e-invoices under split payment.
+    (
+        "Istituto Comprensivo Giuseppe Mazzini",
+        {
+            "start_date": dt.date(2026, 11, 1),
+            "period_months": 1,
+            "fee": Decimal("85.00"),
+            "fee_timing": "advance",
+            "allowances": [_allowance("bw", 3000, (None, "0.010"))],
+            "vat_code": "22",
+            "cig": "Z4A3B2C1D0",
+            "order_kind": "contract",
+            "order_reference": "Prot. 2026/118",
+            "order_date": dt.date(2026, 10, 20),
+            "invoice_notes": "Noleggio stampante segreteria, affidamento diretto.",
+        },
+        [("VBB7654322", {"bw": 1500})],
     ),
 )
 

@@ -14,7 +14,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.widgets import DateInput, NumberInput
 
-from modules.rentals.contracts import CONTRACT_TERMS
+from core import vat_codes
+from core.models import Partner
+from core.validation import ValidationError
+from modules.rentals.contracts import CONTRACT_TERMS, EINVOICE_TERMS, ORDER_KINDS
 from modules.rentals.models import Contract
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
 
@@ -28,7 +31,9 @@ PERIOD_LABELS = {
     12: _l("Yearly"),
 }
 FEE_TIMING_LABELS = {"advance": _l("In advance"), "arrears": _l("In arrears")}
-TERM_FIELDS = CONTRACT_TERMS
+ORDER_KIND_LABELS = {"contract": _l("Contract"), "order": _l("Purchase order")}
+# The form chooses a VAT code, which sets the rate: it has no VAT % of its own.
+TERM_FIELDS = (*(key for key in CONTRACT_TERMS if key != "vat_rate"), *EINVOICE_TERMS)
 
 
 def _decimal_input(**kwargs: Any) -> StringField:
@@ -67,7 +72,12 @@ class ContractForm(FlaskForm):
         label=_l("Yearly escalation %"), default="0", description=_l("Fee and prices grow at each anniversary.")
     )
     estimate_missing = BooleanField(_l("Estimate missing readings after the grace days"))
-    vat_rate = _decimal_input(label=_l("VAT %"), default="22")
+    vat_code = SelectField(
+        _l("VAT code"),
+        choices=[],
+        validate_choice=False,
+        description=_l("A foreign business customer is proposed the non-taxable code (N2.1)."),
+    )
     auto_renew = BooleanField(_l("Renews automatically"))
     renewal_months = StringField(_l("Renewal term (months)"), widget=NumberInput(min=1), default="12")
     notice_days = StringField(
@@ -82,15 +92,34 @@ class ContractForm(FlaskForm):
         default="5",
         description=_l("The page coverage the consumption check expects (5 percent is the rated yield's)."),
     )
+    # Checked by contracts.py like the other terms (missing: a contract).
+    order_kind = SelectField(
+        _l("Customer's document"),
+        choices=[(kind, ORDER_KIND_LABELS[kind]) for kind in ORDER_KINDS],
+        validate_choice=False,
+    )
+    order_reference = StringField(
+        _l("Customer's contract or order number"),
+        render_kw={"maxlength": 20},
+        description=_l("Printed on e-invoices; empty: this contract's number."),
+    )
+    order_date = StringField(_l("Date of the customer's document"), widget=DateInput())
+    cig = StringField(
+        _l("CIG"), render_kw={"maxlength": 10}, description=_l("Tender identification code, 10 characters.")
+    )
+    cup = StringField(_l("CUP"), render_kw={"maxlength": 15}, description=_l("Public project code, 15 characters."))
     allowances = FieldList(FormField(AllowanceForm), min_entries=1)
 
 
-def initial_data(contract: Contract | None) -> dict[str, Any]:
-    """The form's values for an existing contract (or the defaults for a new one)."""
+def initial_data(contract: Contract | None, customer: Partner | None = None) -> dict[str, Any]:
+    """The form's values for an existing contract, or the defaults for a new one (for `customer`, when chosen)."""
     if contract is None:
-        return {}
+        if customer is None:
+            return {}
+        return {"customer_id": str(customer.id), "vat_code": vat_codes.propose_code(customer)}
     data: dict[str, Any] = {key: getattr(contract, key) for key in TERM_FIELDS}
     data = {key: "" if value is None else value for key, value in data.items()}
+    data["vat_code"] = contract.vat_code or _default_code(contract.vat_rate)
     data["period_months"] = str(contract.period_months)
     data["customer_id"] = str(contract.customer_id)
     data["allowances"] = [
@@ -125,8 +154,22 @@ def add_more_rows(form: ContractForm) -> None:
         entry.form.bands.append_entry()
 
 
-def set_choices(form: ContractForm, customers: list[tuple[str, str]], meters: list[tuple[str, str]]) -> None:
+def _default_code(rate: Any) -> str:
+    """The code a contract without one bills at its rate, or "" (the form then proposes one for the customer)."""
+    try:
+        return vat_codes.resolve(None, rate, "vat_code").code
+    except ValidationError:
+        return ""
+
+
+def set_choices(
+    form: ContractForm,
+    customers: list[tuple[str, str]],
+    meters: list[tuple[str, str]],
+    codes: list[tuple[str, str]],
+) -> None:
     form.customer_id.choices = [("", _l("Choose a customer")), *customers]
+    form.vat_code.choices = [("", _l("The code proposed for the customer")), *codes]
     for entry in form.allowances:
         entry.form.meter.choices = [("", "—"), *meters]
 
@@ -138,6 +181,8 @@ def form_data(form: ContractForm) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     data: dict[str, Any] = {key: getattr(form, key).data for key in TERM_FIELDS}
     data["customer_id"] = form.customer_id.data or None
+    # Empty: the code proposed for the customer (contracts.create_contract / update_contract).
+    data["vat_code"] = form.vat_code.data or None
     fields: dict[str, Any] = {key: getattr(form, key) for key in (*TERM_FIELDS, "customer_id")}
     fields["allowances"] = form.allowances
     allowances = []

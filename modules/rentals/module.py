@@ -5,7 +5,7 @@ from flask_babel import lazy_gettext as _l
 from core.admin import model_view
 from core.api import register_api
 from core.context import ModuleContext
-from core.extension_points import BILLABLE_SOURCE, RECORD_PANELS
+from core.extension_points import BILLABLE_SOURCE, INVOICE_REFERENCES, RECORD_PANELS
 
 
 def setup(ctx: ModuleContext) -> None:
@@ -13,6 +13,7 @@ def setup(ctx: ModuleContext) -> None:
     from modules.rentals.billing import RentalFeeSource
     from modules.rentals.demo import load_demo
     from modules.rentals.jobs import end_lapsed_contracts
+    from modules.rentals.references import ContractReferences
 
     ctx.add_models(models)
     admin.register_labels(ctx.app)
@@ -30,4 +31,5 @@ def setup(ctx: ModuleContext) -> None:
     # Hourly, so a contract is ended within the hour after the dealer's midnight whatever the time zone.
     ctx.add_periodic_job(end_lapsed_contracts, "0 * * * *")
     ctx.register(BILLABLE_SOURCE, RentalFeeSource())
+    ctx.register(INVOICE_REFERENCES, ContractReferences())
     ctx.register(RECORD_PANELS, admin_panels.RentalsPanels())

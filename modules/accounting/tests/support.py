@@ -80,6 +80,7 @@ def make_posted_invoice(
             quantity=Decimal(1),
             unit_price=Decimal(str(net)),
             vat_rate=Decimal(str(rate)),
+            vat_code="N2.2" if Decimal(str(rate)) == 0 else None,
             kind=kind,
         )
         for kind, net, rate in lines

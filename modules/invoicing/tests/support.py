@@ -101,6 +101,35 @@ def get_invoice(client, headers, invoice_id: int) -> dict:
     return response.get_json()
 
 
+def manual_line(amount: str, vat_code: str | None = "22", description: str = "Assistenza tecnica", **fields) -> dict:
+    """A line for POST /api/v1/invoices: quantity 1 at `amount`, with its VAT code."""
+    line = {"description": description, "quantity": "1", "unit_price": amount, **fields}
+    if vat_code is not None:
+        line["vat_code"] = vat_code
+    return line
+
+
+def manual_invoice(client, headers, customer_id: int, lines: list[dict], status: int = 201, **fields) -> dict:
+    """POST a manual draft; returns its JSON (or the problem, with `status` other than 201)."""
+    response = client.post(
+        "/api/v1/invoices", json={"customer_id": customer_id, "lines": lines, **fields}, headers=headers
+    )
+    assert response.status_code == status, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def error_fields(problem: dict) -> list[str]:
+    """The fields a 422 problem names, in order."""
+    return [error["field"] for error in problem["errors"]]
+
+
+def post_invoice(client, headers, invoice_id: int, issue_date: str = "2026-02-06") -> dict:
+    """POST /post and read the posted document back."""
+    response = client.post(f"/api/v1/invoices/{invoice_id}/post", json={"issue_date": issue_date}, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return get_invoice(client, headers, invoice_id)
+
+
 def usage_line(
     customer_id: int,
     ref: str,
@@ -111,6 +140,7 @@ def usage_line(
     available_from: dt.date = dt.date(2000, 1, 1),
     vat_rate: str = "22",
     period: tuple[dt.date, dt.date] = (dt.date(2026, 1, 1), dt.date(2026, 1, 31)),
+    vat_code: str | None = None,
 ) -> BillableLine:
     """Put a metering-like overage line in the fake source for `customer_id`; returns it."""
     line = BillableLine(
@@ -126,6 +156,7 @@ def usage_line(
         period_end=period[1],
         meter=meter,
         device_id=7,
+        vat_code=vat_code,
     )
     fake_usage.LINES.setdefault(customer_id, []).append((available_from, line))
     return line

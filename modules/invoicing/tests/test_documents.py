@@ -6,18 +6,18 @@ import datetime as dt
 import io
 import re
 import subprocess
-import xml.etree.ElementTree as ET
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
-from a38 import fattura
-from a38.validation import Validation
 from pypdf import PdfReader
 
 from core.db import db
 from core.models import OutboxMessage, PartnerContact
 from modules.invoicing import pdf
 from modules.invoicing.models import Invoice, InvoicePdf
+from modules.invoicing.tests.fatturapa_schema import assert_valid
+from modules.invoicing.tests.fixture_modules.fake_usage import module as fake_usage
 from modules.invoicing.tests.support import (
     add_company,
     billing_customer,
@@ -99,7 +99,7 @@ def test_long_invoices_split_their_lines_into_short_tables(client, staff, custom
     assert list(tmp_path.glob("p-*.png"))
 
 
-def test_fatturapa_xml_parses_validates_and_totals_like_the_invoice(client, staff, customer):
+def test_fatturapa_xml_validates_and_totals_like_the_invoice(client, staff, customer):
     invoice_id = posted_example_a(client, staff, customer)
 
     response = client.get(f"/api/v1/invoices/{invoice_id}/fatturapa", headers=staff)
@@ -108,45 +108,41 @@ def test_fatturapa_xml_parses_validates_and_totals_like_the_invoice(client, staf
     disposition = response.headers["Content-Disposition"]
     progressive = re.search(r'filename="IT00743110157_([0-9A-Z]{5})\.xml"', disposition).group(1)
     assert int(progressive, 36) == invoice_id
-    document = fattura.auto_from_etree(ET.fromstring(response.data))
-    validation = Validation()
-    document.validate(validation)
-    assert validation.errors == []
-    body = document.fattura_elettronica_body[0]
-    general = body.dati_generali.dati_generali_documento
-    assert (general.tipo_documento, general.numero, str(general.importo_totale_documento)) == (
+    document = assert_valid(response.data)
+    assert document.get("versione") == "FPR12"
+    general = document.find("FatturaElettronicaBody/DatiGenerali/DatiGeneraliDocumento")
+    assert [general.findtext(tag) for tag in ("TipoDocumento", "Numero", "ImportoTotaleDocumento")] == [
         "TD01",
         "1/2026",
         "146.52",
-    )
-    summary = body.dati_beni_servizi.dati_riepilogo
-    assert [(str(s.aliquota_iva), str(s.imponibile_importo), str(s.imposta)) for s in summary] == [
-        ("22.00", "120.10", "26.42")
     ]
-    lines = body.dati_beni_servizi.dettaglio_linee
-    assert sum(Decimal(str(line.prezzo_totale)) for line in lines) == Decimal("120.10")
-    assert document.fattura_elettronica_header.dati_trasmissione.codice_destinatario == "ABC1234"
+    goods = document.find("FatturaElettronicaBody/DatiBeniServizi")
+    summary = [
+        [row.findtext(tag) for tag in ("AliquotaIVA", "ImponibileImporto", "Imposta")]
+        for row in goods.findall("DatiRiepilogo")
+    ]
+    assert summary == [["22.00", "120.10", "26.42"]]
+    assert sum(Decimal(line.findtext("PrezzoTotale")) for line in goods.findall("DettaglioLinee")) == Decimal("120.10")
+    assert document.findtext("FatturaElettronicaHeader/DatiTrasmissione/CodiceDestinatario") == "ABC1234"
     assert b"<PrezzoUnitario>0.012</PrezzoUnitario>" in response.data
     assert b"<PrezzoTotale>10.20</PrezzoTotale>" in response.data
 
 
-def test_fatturapa_with_a_zero_rate_line_gives_it_a_nature_and_its_own_summary(client, staff, customer):
-    usage_line(customer.id, "zero", 4, "2.50", vat_rate="0")
+def test_fatturapa_with_a_zero_rate_line_gives_it_its_nature_and_its_own_summary(client, staff, customer):
+    zero = usage_line(customer.id, "zero", 4, "2.50", vat_rate="0")
+    fake_usage.LINES[customer.id][-1] = (dt.date(2000, 1, 1), replace(zero, vat_code="N2.2"))
     usage_line(customer.id, "full", 1, "10.00")
     invoice_id = start_run(client, staff, "2026-01-05")["invoice_ids"][0]
     client.post(f"/api/v1/invoices/{invoice_id}/post", headers=staff)
 
     response = client.get(f"/api/v1/invoices/{invoice_id}/fatturapa", headers=staff)
 
-    document = fattura.auto_from_etree(ET.fromstring(response.data))
-    validation = Validation()
-    document.validate(validation)
-    assert validation.errors == []
-    summary = document.fattura_elettronica_body[0].dati_beni_servizi.dati_riepilogo
-    assert [(str(s.aliquota_iva), s.natura, str(s.imposta)) for s in summary] == [
-        ("0.00", "N2.2", "0.00"),
-        ("22.00", None, "2.20"),
+    goods = assert_valid(response.data).find("FatturaElettronicaBody/DatiBeniServizi")
+    summary = [
+        [row.findtext(tag) for tag in ("AliquotaIVA", "Natura", "Imposta")] for row in goods.findall("DatiRiepilogo")
     ]
+    assert summary == [["0.00", "N2.2", "0.00"], ["22.00", None, "2.20"]]
+    assert [line.findtext("Natura") for line in goods.findall("DettaglioLinee")] == ["N2.2", None]
 
 
 def test_fatturapa_of_a_credit_note_is_td04_and_names_the_invoice(client, staff, db_session):
@@ -157,16 +153,16 @@ def test_fatturapa_of_a_credit_note_is_td04_and_names_the_invoice(client, staff,
 
     response = client.get(f"/api/v1/invoices/{note['id']}/fatturapa", headers=staff)
 
-    document = fattura.auto_from_etree(ET.fromstring(response.data))
-    validation = Validation()
-    document.validate(validation)
-    assert validation.errors == []
-    header = document.fattura_elettronica_header.dati_trasmissione
-    assert (header.codice_destinatario, header.pec_destinatario) == ("0000000", "alfa@pec.example")
-    general = document.fattura_elettronica_body[0].dati_generali
-    assert general.dati_generali_documento.tipo_documento == "TD04"
-    assert str(general.dati_generali_documento.importo_totale_documento) == "146.52"
-    assert general.dati_fatture_collegate[0].id_documento == "1/2026"
+    document = assert_valid(response.data)
+    header = document.find("FatturaElettronicaHeader/DatiTrasmissione")
+    assert (header.findtext("CodiceDestinatario"), header.findtext("PECDestinatario")) == (
+        "0000000",
+        "alfa@pec.example",
+    )
+    general = document.find("FatturaElettronicaBody/DatiGenerali")
+    assert general.findtext("DatiGeneraliDocumento/TipoDocumento") == "TD04"
+    assert general.findtext("DatiGeneraliDocumento/ImportoTotaleDocumento") == "146.52"
+    assert general.findtext("DatiFattureCollegate/IdDocumento") == "1/2026"
 
 
 def test_fatturapa_of_a_draft_or_without_address_is_refused_naming_the_problem(client, staff, db_session):

@@ -44,7 +44,7 @@ def contract_form(customer_id: int, **overrides) -> dict:
         "grace_days": "10",
         "minimum_charge": "150",
         "escalation_percent": "0",
-        "vat_rate": "22",
+        "vat_code": "22",
         "renewal_months": "12",
         "notice_days": "90",
         "invoice_notes": "Canone trimestrale",
