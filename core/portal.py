@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+import sqlalchemy as sa
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -23,6 +24,7 @@ from core.auth.forms import PortalInviteForm
 from core.auth.services import UserError
 from core.auth.views import csrf_failed, handle_login, login_limits, rate_limited
 from core.db import db
+from core.models import Setting
 from core.permissions import has_permission, is_staff
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
@@ -163,6 +165,17 @@ def user_role(user_id: int):
         lambda user: portal_users.set_role(current_user, user, request.form.get("role")),
         _("The role of %(name)s is changed."),
     )
+
+
+@bp.before_app_request
+def _hold_settings() -> None:
+    """Read the dealer's settings once for a portal page and keep them for the request.
+
+    The session's identity map holds rows weakly: a setting read for each row of a page (the time zone, for every date
+    shown or compared) would otherwise be fetched again each time its last reference went away.
+    """
+    if request.path.startswith(f"{bp.url_prefix}/") and not (request.endpoint or "").endswith(".static"):
+        g.portal_settings = db.session.scalars(sa.select(Setting)).all()
 
 
 @bp.app_context_processor
