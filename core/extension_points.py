@@ -233,6 +233,10 @@ class InvoiceReferenceProvider(Protocol):
     def invoice_references(self, contract_ids: Sequence[int]) -> dict[int, InvoiceReference]:
         """The references of those of `contract_ids` that have any, in one query; must not write."""
 
+    def contract_customers(self, contract_ids: Sequence[int]) -> dict[int, int]:
+        """The customer id of each of `contract_ids` that exists (others are left out), in one query; must not
+        write. Invoicing refuses a draft for one customer naming another customer's contract."""
+
 
 @dataclass(frozen=True)
 class DirectDebitMandate:

@@ -34,7 +34,7 @@ PAYMENT_METHOD_LABELS = {
     "sepa_direct_debit": _l("SEPA direct debit"),
     "riba": _l("RiBa (bank receipt)"),
     "cash": _l("Cash"),
-    "card": _l("Card"),
+    "card": _l("Payment card"),
 }
 MAX_INSTALMENTS = 12
 

@@ -14,13 +14,13 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
-from core.api import require_json_body
 from core.api.auth import api_user, require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
 from core.api.fields import Boolean, DecimalString, Integer, String, UtcDateTime
 from core.api.helpers import ID_PATH, committing, get_or_404, id_field
 from core.api.pagination import PageArgs, page_schema, paginate
+from core.api.uploads import allow_upload
 from core.db import db
 from core.models import Partner
 from modules.accounting import statements
@@ -46,22 +46,7 @@ BLUEPRINTS = [blp]
 UPLOAD_ENDPOINT = f"{blp.name}.Statements"
 
 
-def _json_or_upload() -> None:
-    """The upload takes a multipart body; every other operation of the blueprint takes JSON, as the API does."""
-    if request.endpoint == UPLOAD_ENDPOINT and request.method == "POST":
-        request.max_content_length = MAX_FILE_BYTES + FORM_OVERHEAD
-        if request.mimetype == "multipart/form-data":
-            return
-    require_json_body()
-
-
-@blp.record
-def _replace_json_rule(state) -> None:
-    # register_api has put its JSON-only rule before this blueprint's own functions; the upload is the exception.
-    funcs = state.app.before_request_funcs.get(state.name, [])
-    state.app.before_request_funcs[state.name] = [
-        _json_or_upload if func is require_json_body else func for func in funcs
-    ]
+allow_upload(blp, UPLOAD_ENDPOINT, MAX_FILE_BYTES + FORM_OVERHEAD)
 
 
 class StatementLineSchema(ma.Schema):

@@ -1,10 +1,11 @@
 """Dunning (solleciti): at each step (days after the due date, from settings) one email per customer, in its
-language, listing all its overdue open invoices; a `DunningLetter` records each email sent.
+language, listing all its overdue open invoices, one row per overdue instalment (an invoice in instalments is late
+only for the instalments past due); a `DunningLetter` records each email sent.
 
-An invoice counts as reminded at the step it had reached on the day of each letter that listed it, so no invoice is
-reminded twice at the same step, and a customer gets a letter only when one of its invoices reached a new step.
+An instalment counts as reminded at the step it had reached on the day of each letter that listed its invoice, so no
+instalment is reminded twice at the same step, and a customer gets a letter only when one reached a new step.
 Customers whose open items are all matched get nothing, nor customers whose unapplied payments or credit notes cover
-what they owe; invoices being collected by SEPA direct debit are left out.
+what they owe; what a SEPA direct debit batch is collecting is left out.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from core.outbox import queue_email
 from modules.accounting import settings
 from modules.accounting.models import DunningLetter
 from modules.accounting.receivables import days_late
-from modules.accounting.sepa import collecting_invoice_ids
+from modules.accounting.sepa import not_collecting
 from modules.invoicing.models import Invoice
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def step_reached(due_date: dt.date, on: dt.date, steps: Sequence[int]) -> int:
 
 @dataclass(frozen=True)
 class DunnedItem:
-    """An overdue invoice as the letter lists it."""
+    """An overdue invoice, or one overdue instalment of it, as the letter lists it."""
 
     invoice: Invoice
     due_date: dt.date
@@ -63,20 +64,26 @@ def customer_recipients(partner: Partner) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
-def _reminded_steps(partner_ids: set[int], due_dates: dict[int, dt.date], steps: Sequence[int]) -> dict[int, int]:
-    """For each invoice, the highest step at which a letter already listed it."""
-    reminded: dict[int, int] = defaultdict(int)
+def _reminded_steps(partner_ids: set[int], due_dates: set[tuple[int, dt.date]], steps: Sequence[int]) -> dict:
+    """For each (invoice, due date) of an instalment: the highest step it had reached at a letter listing the invoice
+    (an instalment not yet due at that letter had reached none)."""
+    reminded: dict[tuple[int, dt.date], int] = defaultdict(int)
+    by_invoice: dict[int, list[dt.date]] = defaultdict(list)
+    for invoice_id, due in due_dates:
+        by_invoice[invoice_id].append(due)
     letters = db.session.scalars(sa.select(DunningLetter).where(DunningLetter.partner_id.in_(partner_ids)))
     for letter in letters:
         for invoice_id in letter.invoice_ids or ():
-            due = due_dates.get(invoice_id)
-            if due is not None:
-                reminded[invoice_id] = max(reminded[invoice_id], step_reached(due, letter.sent_on, steps))
+            for due in by_invoice.get(invoice_id, ()):
+                key = (invoice_id, due)
+                reminded[key] = max(reminded[key], step_reached(due, letter.sent_on, steps))
     return reminded
 
 
 def due_letters(as_of: dt.date) -> dict[int, list[DunnedItem]]:
-    """Per customer that needs a letter on `as_of`: every overdue open invoice of it, oldest due first."""
+    """Per customer that needs a letter on `as_of`: every overdue open instalment of its invoices (an invoice in one
+    instalment: the invoice), oldest due first. Instalments not yet due are not listed nor counted, and what a SEPA
+    batch is collecting is left out."""
     from modules.accounting.reconcile import open_receivables
 
     steps = settings.dunning_steps()
@@ -84,35 +91,33 @@ def due_letters(as_of: dt.date) -> dict[int, list[DunnedItem]]:
         return {}
     items = open_receivables(as_of=as_of)
     owed: dict[int, Decimal] = defaultdict(Decimal)
-    per_invoice: dict[int, tuple[int, dt.date, Decimal]] = {}
     for item in items:
         owed[item.line.partner_id] += item.residual
-        if item.invoice_id is None or item.residual <= 0 or item.due_date is None:
+    # Per (invoice, due date): the customer and what is open of the instalment(s) due that day.
+    per_instalment: dict[tuple[int, dt.date], tuple[int, Decimal]] = {}
+    for item, left in not_collecting(items):
+        if left <= 0 or item.due_date is None or step_reached(item.due_date, as_of, steps) == 0:
             continue
-        partner_id, due, residual = per_invoice.get(item.invoice_id, (item.line.partner_id, item.due_date, ZERO))
-        per_invoice[item.invoice_id] = (partner_id, min(due, item.due_date), residual + item.residual)
-    collecting = collecting_invoice_ids(per_invoice)
-    overdue = {
-        invoice_id: values
-        for invoice_id, values in per_invoice.items()
-        if invoice_id not in collecting and step_reached(values[1], as_of, steps) > 0 and owed[values[0]] > 0
-    }
+        key = (item.invoice_id, item.due_date)
+        partner_id, residual = per_instalment.get(key, (item.line.partner_id, ZERO))
+        per_instalment[key] = (partner_id, residual + left)
+    overdue = {key: values for key, values in per_instalment.items() if owed[values[0]] > 0}
     if not overdue:
         return {}
-    due_dates = {invoice_id: values[1] for invoice_id, values in overdue.items()}
-    reminded = _reminded_steps({values[0] for values in overdue.values()}, due_dates, steps)
+    reminded = _reminded_steps({partner_id for partner_id, _residual in overdue.values()}, set(overdue), steps)
+    invoice_ids = {invoice_id for invoice_id, _due in overdue}
     invoices = {
-        invoice.id: invoice for invoice in db.session.scalars(sa.select(Invoice).where(Invoice.id.in_(overdue)))
+        invoice.id: invoice for invoice in db.session.scalars(sa.select(Invoice).where(Invoice.id.in_(invoice_ids)))
     }
     letters: dict[int, list[DunnedItem]] = defaultdict(list)
-    for invoice_id, (partner_id, due, residual) in overdue.items():
+    for (invoice_id, due), (partner_id, residual) in overdue.items():
         letters[partner_id].append(
             DunnedItem(invoices[invoice_id], due, residual, days_late(due, as_of), step_reached(due, as_of, steps))
         )
     return {
         partner_id: sorted(listed, key=lambda i: (i.due_date, i.invoice.number or ""))
         for partner_id, listed in letters.items()
-        if any(item.step > reminded.get(item.invoice.id, 0) for item in listed)
+        if any(item.step > reminded.get((item.invoice.id, item.due_date), 0) for item in listed)
     }
 
 
@@ -124,7 +129,7 @@ def send_letter(partner: Partner, items: Sequence[DunnedItem], as_of: dt.date) -
         return None
     step = max(item.step for item in items)
     total = sum((item.residual for item in items), ZERO)
-    invoice_ids = [item.invoice.id for item in items]
+    invoice_ids = list(dict.fromkeys(item.invoice.id for item in items))  # an invoice once for all its instalments
     key = hashlib.sha256(",".join(map(str, invoice_ids)).encode()).hexdigest()[:16]
     message = queue_email(
         recipients,

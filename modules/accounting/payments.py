@@ -1,5 +1,6 @@
 """Customer payments: recording one (its entry debits the bank or cash and credits the customer's receivable, matched
-at once to the invoice it names) and cancelling one (a reversing entry; its matches undone)."""
+at once to the invoice it names, its instalments earliest due first) and cancelling one (a reversing entry; its
+matches undone)."""
 
 from __future__ import annotations
 
@@ -109,11 +110,15 @@ def record_payment(
 
     debit_lines: list[EntryLine] = []
     if invoice is not None:
-        debit_lines = [
-            line
-            for line in reconcile.lines_of_invoices([invoice.id]).get(invoice.id, [])
-            if line.debit > 0 and reconcile.residual(line) > 0
-        ]
+        # Its instalments earliest due first: a part payment settles the instalment that falls due first.
+        debit_lines = sorted(
+            (
+                line
+                for line in reconcile.lines_of_invoices([invoice.id]).get(invoice.id, [])
+                if line.debit > 0 and reconcile.residual(line) > 0
+            ),
+            key=lambda line: (line.due_date is None, line.due_date or dt.date.min, line.id),
+        )
     if not advance:
         if invoice_id is not None:
             due = sum((reconcile.residual(line) for line in debit_lines), ZERO)

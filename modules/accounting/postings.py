@@ -1,11 +1,14 @@
 """Sales entries of invoices and credit notes, posted in the same transaction as the document (both or neither).
 
-An invoice debits the customer's receivable for its total (with the invoice and its due date on the line), credits
-the income account of each line kind (settings.income_account) for the net and VAT payable per rate (the rate and
-taxable amount on the line). A credit note posts the same with debits and credits swapped, and its receivable credit
-is matched at once with what is still open on its original invoice. A document under split payment (Invoice
-.split_payment: the customer's flag as it was when the document was posted, not as it is now) asks only the net: the
-entry also debits VAT payable and credits the receivable for the VAT, matched at once with the invoice's debit.
+An invoice debits the customer's receivable for its total, one line per instalment of its payment schedule (each with
+the invoice and the instalment's due date, so collection, reminders and the aging see each instalment when it falls
+due; a credit note, or an invoice posted before schedules existed, has one line due on its due date), credits the
+income account of each line kind (settings.income_account) for the net and VAT payable per rate (the rate and taxable
+amount on the line). A credit note posts the same with debits and credits swapped, and its receivable credit is
+matched at once with what is still open on its original invoice, earliest instalment first. A document under split
+payment (Invoice.split_payment: the customer's flag as it was when the document was posted, not as it is now) asks
+only the net: the entry also debits VAT payable and credits the receivable for the VAT, matched at once with the
+invoice's debit (the instalments sum to the net, so the first instalment's line carries the VAT as well).
 One entry per document: UNIQUE(source, source_id) with source "invoice".
 
 Invoicing allows negative unit prices, so a line kind, a VAT rate or the total may sum below zero: such an amount is
@@ -15,6 +18,7 @@ amount is zero (a zero invoice) posts no entry: there is nothing to record, and 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
@@ -32,6 +36,7 @@ from modules.invoicing import services
 from modules.invoicing.models import Invoice
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
 
 
 def connect(ctx: ModuleContext) -> None:
@@ -61,22 +66,49 @@ def _lines(invoice: Invoice) -> list[LineSpec]:
     for line in invoice.lines:
         income[settings.income_account_code(line.kind)] += Decimal(line.amount)
     customer = invoice.customer
-    owed = {"partner_id": invoice.customer_id, "invoice_id": invoice.id, "due_date": invoice.due_date}
-    specs = _side(
-        receivable, Decimal(invoice.total), credit=False, label=f"{invoice.number} {customer.name}"[:200], **owed
-    )
+    label = f"{invoice.number} {customer.name}"[:200]
+    owed = {"partner_id": invoice.customer_id, "invoice_id": invoice.id}
+    split_vat = Decimal(invoice.vat_total) if invoice.split_payment and invoice.vat_total else ZERO
+    specs: list[LineSpec] = []
+    for n, (due, amount) in enumerate(instalments(invoice)):
+        # Under split payment the instalments sum to the net: the first one's line carries the VAT set off below.
+        specs += _side(
+            receivable, amount + (split_vat if n == 0 else ZERO), credit=False, label=label, due_date=due, **owed
+        )
     for code, amount in sorted(income.items()):
         specs += _side(code, amount, credit=True, label=invoice.number)
     for rate, base, vat in services.vat_summary(invoice.lines):
         label = _("VAT %(rate)s, %(number)s", rate=f"{_rate(rate)}%", number=invoice.number)
         specs += _side(vat_payable, vat, credit=True, label=label, vat_rate=rate, vat_base=base)
-    if invoice.split_payment and invoice.vat_total:
+    if split_vat:
         label = _("Split payment %(number)s", number=invoice.number)
-        specs += _side(vat_payable, Decimal(invoice.vat_total), credit=False, label=label)
-        specs += _side(receivable, Decimal(invoice.vat_total), credit=True, label=label, **owed)
+        specs += _side(vat_payable, split_vat, credit=False, label=label)
+        specs += _side(receivable, split_vat, credit=True, label=label, due_date=invoice.due_date, **owed)
     if invoice.type == "credit_note":
         specs = [_swapped(spec) for spec in specs]
     return specs
+
+
+def instalments(invoice: Invoice) -> list[tuple[dt.date | None, Decimal]]:
+    """What the document asks of the customer (`services.amount_due`) and when: an invoice's payment schedule, else
+    (a credit note, an invoice posted before schedules) one amount due on its due date. A schedule that does not sum
+    to the amount due is refused (ValidationError naming `payment_schedule`): its entry would not match the XML."""
+    due = services.amount_due(invoice)
+    if invoice.type != "invoice" or not invoice.payment_schedule:
+        return [(invoice.due_date, due)]
+    try:
+        schedule = [
+            (dt.date.fromisoformat(item["due_date"]), Decimal(str(item["amount"])).quantize(CENT))
+            for item in invoice.payment_schedule
+        ]
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        schedule = []
+    if not schedule or sum((amount for _due, amount in schedule), ZERO) != due:
+        fail(
+            "payment_schedule",
+            _("The instalments of invoice %(number)s do not add up to its amount due.", number=invoice.number),
+        )
+    return sorted(schedule, key=lambda item: item[0])
 
 
 def _rate(rate: Decimal) -> str:
@@ -127,11 +159,30 @@ def _receivables(entry: Entry, invoice_id: int) -> tuple[list[EntryLine], list[E
     return [ln for ln in lines if ln.debit > 0], [ln for ln in lines if ln.credit > 0]
 
 
+def _by_due_date(lines: list[EntryLine]) -> list[EntryLine]:
+    """Receivable lines earliest due first (then as posted): what a payment or a credit note settles first."""
+    return sorted(lines, key=lambda ln: (ln.due_date is None, ln.due_date or dt.date.min, ln.id))
+
+
+def _set_off(debits: list[EntryLine], credits: list[EntryLine]) -> None:
+    """Match each open credit with the open debits in turn, for what both still have open."""
+    for credit in credits:
+        for debit in debits:
+            left = min(reconcile.residual(debit), -reconcile.residual(credit))
+            if left > 0:
+                reconcile.reconcile(debit, credit, left, auto=True)
+
+
 def _match_at_once(invoice: Invoice, entry: Entry) -> None:
     """Split payment's VAT against the document's own receivable; a credit note against its original invoice."""
     debits, credits = _receivables(entry, invoice.id)
-    if len(debits) == 1 and len(credits) == 1:  # split payment: one side is the total, the other the VAT
-        reconcile.reconcile(debits[0], credits[0], auto=True)
+    if invoice.split_payment and invoice.vat_total and debits and credits:
+        # The VAT line is the last receivable line posted; it sets off the instalment line(s) on the other side.
+        vat_line = max(debits + credits, key=lambda ln: ln.id)
+        if vat_line.credit > 0:
+            _set_off(_by_due_date([ln for ln in debits if ln is not vat_line]), [vat_line])
+        else:
+            _set_off([vat_line], _by_due_date([ln for ln in credits if ln is not vat_line]))
     if invoice.type != "credit_note" or invoice.original_id is None:
         return
     original = ledger.entry_for("invoice", invoice.original_id)
@@ -139,11 +190,7 @@ def _match_at_once(invoice: Invoice, entry: Entry) -> None:
         return
     open_debits = [ln for ln in _receivables(original, invoice.original_id)[0] if reconcile.residual(ln) > 0]
     open_credits = [ln for ln in credits if reconcile.residual(ln) < 0]
-    for credit in open_credits:
-        for debit in open_debits:
-            left = min(reconcile.residual(debit), -reconcile.residual(credit))
-            if left > 0:
-                reconcile.reconcile(debit, credit, left, auto=True)
+    _set_off(_by_due_date(open_debits), open_credits)
 
 
 def backfill() -> int:

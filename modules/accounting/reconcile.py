@@ -263,24 +263,34 @@ def amounts_due(invoice_ids: Sequence[int], as_of: dt.date | None = None) -> dic
     """Per invoice with receivable lines: (what it asks of the customer, what is still open of it), both signed.
 
     As of `as_of`, or without it as of today for the matches (an invoice dated later still shows what it asks)."""
-    result: dict[int, tuple[Decimal, Decimal]] = {}
+    return {invoice_id: (owed, left) for invoice_id, (owed, left, _due) in _dues(invoice_ids, as_of).items()}
+
+
+def _dues(invoice_ids: Sequence[int], as_of: dt.date | None) -> dict[int, tuple[Decimal, Decimal, dt.date | None]]:
+    """`amounts_due` with, per invoice, the earliest due date of its debit lines still open (its instalments)."""
+    result: dict[int, tuple[Decimal, Decimal, dt.date | None]] = {}
     if not invoice_ids:
         return result
     condition = EntryLine.invoice_id.in_(list(invoice_ids))
     rows = _receivable_rows(condition, as_of=as_of, matched_as_of=as_of or clock.today())
     for line, matched in rows:
-        owed, left = result.get(line.invoice_id, (ZERO, ZERO))
-        result[line.invoice_id] = (owed + line.debit - line.credit, left + _residual_of(line, matched))
+        owed, left, due = result.get(line.invoice_id, (ZERO, ZERO, None))
+        line_left = _residual_of(line, matched)
+        if line_left > 0 and line.due_date is not None and (due is None or line.due_date < due):
+            due = line.due_date
+        result[line.invoice_id] = (owed + line.debit - line.credit, left + line_left, due)
     return result
 
 
 def payment_states(invoice_ids: Sequence[int], as_of: dt.date | None = None) -> dict[int, PaymentStatus]:
-    """The payment state of each posted invoice or credit note that has its entry, in three queries for all."""
+    """The payment state of each posted invoice or credit note that has its entry, in three queries for all. An
+    invoice is overdue once the earliest of its instalments still open is past due (not its first instalment's date
+    when that one is paid)."""
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
     day = as_of or clock.today()
-    dues = amounts_due(ids, as_of)
+    dues = _dues(ids, as_of)
     if not dues:
         return {}
     documents = {
@@ -297,12 +307,13 @@ def payment_states(invoice_ids: Sequence[int], as_of: dt.date | None = None) -> 
         )
     )
     states = {}
-    for invoice_id, (owed, left) in dues.items():
+    for invoice_id, (owed, left, open_due) in dues.items():
         document = documents[invoice_id]
         if document.type == "credit_note":
             states[invoice_id] = _credit_note_state(-owed, -left)
         else:
-            states[invoice_id] = _invoice_state(owed, left, document.due_date, day, invoice_id in collecting)
+            due = open_due or document.due_date
+            states[invoice_id] = _invoice_state(owed, left, due, day, invoice_id in collecting)
     return states
 
 

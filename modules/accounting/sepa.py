@@ -275,7 +275,8 @@ def collecting_invoice_ids(invoice_ids: Iterable[int] | None = None) -> set[int]
 
 @dataclass(frozen=True)
 class Candidate:
-    """An open invoice of a customer with a mandate, due in the batch's range: what a batch would collect."""
+    """An open invoice of a customer with a mandate, due in the batch's range: what a batch would collect (its
+    instalments due in the range, less what batches already collect)."""
 
     invoice: Invoice
     mandate: SepaMandate
@@ -300,34 +301,60 @@ def _used_mandates(mandate_ids: Iterable[int]) -> set[int]:
     )
 
 
+def collecting_amounts(invoice_ids: Iterable[int]) -> dict[int, Decimal]:
+    """Per invoice: the amount of its items still collecting (the instalments a batch already asked for)."""
+    ids = list(invoice_ids)
+    if not ids:
+        return {}
+    query = (
+        sa.select(SepaBatchItem.invoice_id, sa.func.sum(SepaBatchItem.amount))
+        .where(SepaBatchItem.state == "collecting", SepaBatchItem.invoice_id.in_(ids))
+        .group_by(SepaBatchItem.invoice_id)
+    )
+    return {invoice_id: Decimal(amount).quantize(CENT) for invoice_id, amount in db.session.execute(query)}
+
+
+def not_collecting(items: Sequence[Any]) -> list[tuple[Any, Decimal]]:
+    """Each open debit item (reconcile.OpenItem) with what of it no batch is collecting yet: an invoice's items
+    collecting count against its instalments earliest due first, as the batch's payment will be matched."""
+    debits = [item for item in items if item.invoice_id is not None and item.residual > 0]
+    covered = collecting_amounts({item.invoice_id for item in debits})
+    result = []
+    for item in sorted(debits, key=lambda i: (i.due_date or i.date, i.line.id)):
+        taken = min(covered.get(item.invoice_id, Decimal("0")), item.residual)
+        if taken:
+            covered[item.invoice_id] -= taken
+        result.append((item, item.residual - taken))
+    return result
+
+
 def candidates(due_from: dt.date, due_to: dt.date) -> list[Candidate]:
-    """Open receivables due from `due_from` to `due_to` of customers with an active mandate, not already collecting."""
+    """Open receivables due from `due_from` to `due_to` of customers with an active mandate, not already collecting:
+    per invoice, the sum of its instalments due in the range (one of three due now: that one only)."""
     from modules.accounting.reconcile import open_receivables
 
     items = [
-        item
-        for item in open_receivables()
-        if item.invoice_id is not None
-        and item.residual > 0
-        and item.due_date is not None
-        and due_from <= item.due_date <= due_to
+        (item, left)
+        for item, left in not_collecting(open_receivables())
+        if left > 0 and item.due_date is not None and due_from <= item.due_date <= due_to
     ]
-    mandates = active_mandates({item.line.partner_id for item in items})
-    busy = collecting_invoice_ids({item.invoice_id for item in items})
-    items = [i for i in items if i.line.partner_id in mandates and i.invoice_id not in busy]
+    mandates = active_mandates({item.line.partner_id for item, _left in items})
+    items = [(item, left) for item, left in items if item.line.partner_id in mandates]
     invoices = {
         invoice.id: invoice
         for invoice in db.session.scalars(
             sa.select(Invoice)
-            .where(Invoice.id.in_({i.invoice_id for i in items}))
+            .where(Invoice.id.in_({item.invoice_id for item, _left in items}))
             .options(selectinload(Invoice.customer))
         )
     }
     used = _used_mandates(m.id for m in mandates.values())
     amounts: dict[int, Decimal] = {}
-    for item in items:
-        amounts[item.invoice_id] = amounts.get(item.invoice_id, Decimal("0")) + item.residual
-    ordered = sorted(amounts, key=lambda invoice_id: (invoices[invoice_id].due_date, invoices[invoice_id].number or ""))
+    first_due: dict[int, dt.date] = {}
+    for item, left in items:
+        amounts[item.invoice_id] = amounts.get(item.invoice_id, Decimal("0")) + left
+        first_due[item.invoice_id] = min(first_due.get(item.invoice_id, item.due_date), item.due_date)
+    ordered = sorted(amounts, key=lambda invoice_id: (first_due[invoice_id], invoices[invoice_id].number or ""))
     found = []
     for invoice_id in ordered:
         invoice = invoices[invoice_id]

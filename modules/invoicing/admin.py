@@ -216,7 +216,9 @@ class InvoicesView(SecuredView):
             receipts=receipts,
             rejection=next((receipt for receipt in reversed(receipts) if receipt.kind == "NS"), None),
             explain=einvoice_exchange.explain,
-            can_correct=_can_correct(invoice, credit_notes),
+            outcome_label=einvoice_exchange.outcome_label,
+            document_state_label=einvoice_exchange.document_state_label,
+            can_correct=services.can_correct(invoice),
             corrected=_corrected(invoice, request.args.get("credit_note"), request.args.get("new_invoice")),
         )
 
@@ -224,8 +226,7 @@ class InvoicesView(SecuredView):
     def correct(self, invoice_id: int):
         """A rejected e-invoice: first what will happen, then (confirmed) a posted credit note and a new draft."""
         invoice = db.get_or_404(Invoice, invoice_id)
-        credit_notes = db.session.scalars(sa.select(Invoice).where(Invoice.original_id == invoice.id)).all()
-        if not _can_correct(invoice, credit_notes):
+        if not services.can_correct(invoice):
             flash(
                 _("Only a posted invoice rejected by the exchange system and not yet credited can be corrected."),
                 "error",
@@ -281,16 +282,6 @@ class InvoicesView(SecuredView):
             return redirect(url_for(".details", invoice_id=invoice_id))
 
 
-def _can_correct(invoice: Invoice, credit_notes: list[Invoice]) -> bool:
-    """A rejected posted invoice not yet credited: the SdI refused it, so a credit note and a new invoice replace it."""
-    return (
-        invoice.type == "invoice"
-        and invoice.state == "posted"
-        and invoice.einvoice_state == "rejected"
-        and not any(note.state == "posted" for note in credit_notes)
-    )
-
-
 def _corrected(invoice: Invoice, note_id: str | None, draft_id: str | None) -> tuple[Invoice, Invoice] | None:
     """The credit note and new draft a correction just made, named by the redirect (checked, not trusted)."""
     if not (note_id or "").isdigit() or not (draft_id or "").isdigit():
@@ -301,16 +292,22 @@ def _corrected(invoice: Invoice, note_id: str | None, draft_id: str | None) -> t
     return note, draft
 
 
+INTERNAL = "internal"
+
+
 def state_counts() -> list[tuple[str | None, int]]:
-    """How many posted documents are in each e-invoice state (None: not sent yet), in the order of the exchange."""
-    rows = dict(
-        db.session.execute(
-            sa.select(Invoice.einvoice_state, sa.func.count())
-            .where(Invoice.state == "posted")
-            .group_by(Invoice.einvoice_state)
-        ).all()
-    )
-    return [(state, rows.get(state, 0)) for state in (None, *EINVOICE_STATES)]
+    """How many posted documents are in each e-invoice state (None: not sent yet), in the order of the exchange;
+    last the internal credit notes (of rejected invoices), never sent."""
+    bucket = sa.case((einvoice_exchange.internal_credit_note(), INTERNAL), else_=Invoice.einvoice_state)
+    posted = sa.select(bucket.label("bucket")).where(Invoice.state == "posted").subquery()
+    rows = dict(db.session.execute(sa.select(posted.c.bucket, sa.func.count()).group_by(posted.c.bucket)).all())
+    return [(state, rows.get(state, 0)) for state in (None, *EINVOICE_STATES, INTERNAL)]
+
+
+def count_label(state: str | None) -> str:
+    if state == INTERNAL:
+        return _("internal credit note, not sent")
+    return einvoice_exchange.state_label(state)
 
 
 def last_receipts(invoices: list[Invoice]) -> dict[int, EInvoiceReceipt]:
@@ -355,9 +352,15 @@ class EInvoicesView(SecuredView):
 
     def _page(self, **extra: Any):
         state = request.args.get("state")
-        query = sa.select(Invoice).options(selectinload(Invoice.customer)).where(Invoice.state == "posted")
+        query = (
+            sa.select(Invoice)
+            .options(selectinload(Invoice.customer), selectinload(Invoice.original))
+            .where(Invoice.state == "posted")
+        )
         if state == "none":
-            query = query.where(Invoice.einvoice_state.is_(None))
+            query = query.where(Invoice.einvoice_state.is_(None), ~einvoice_exchange.internal_credit_note())
+        elif state == INTERNAL:
+            query = query.where(einvoice_exchange.internal_credit_note())
         elif state in EINVOICE_STATES:
             query = query.where(Invoice.einvoice_state == state)
         page = db.paginate(
@@ -368,11 +371,15 @@ class EInvoicesView(SecuredView):
             "page": page,
             "state": state,
             "counts": state_counts(),
-            "state_label": einvoice_exchange.state_label,
+            "state_label": count_label,
+            "document_state_label": einvoice_exchange.document_state_label,
+            "is_internal": einvoice_exchange.is_internal_credit_note,
             "last": last_receipts(page.items),
             "date_from": date_from,
             "date_to": date_to,
             "refused": None,
+            "refused_invoices": {},
+            "resend": False,
             "outcomes": None,
             **extra,
         }
@@ -386,15 +393,23 @@ class EInvoicesView(SecuredView):
     def export(self):
         """The zip of the period; when some documents cannot be e-invoices, they are listed first with the reasons."""
         date_from, date_to = _date("date_from"), _date("date_to")
+        resend = request.form.get("resend") == "1"
         try:
-            result = einvoice_exchange.export_zip(date_from, date_to)
+            result = einvoice_exchange.export_zip(date_from, date_to, resend=resend)
         except ValidationError as error:
             db.session.rollback()
             flash(error.messages({"date_from": _("From"), "date_to": _("To")}), "error")
             return redirect(url_for(".index"))
         if result.refused and request.form.get("download") != "1":
             db.session.rollback()  # nothing is marked exported until the dealer downloads the zip without them
-            return self._page(refused=result.refused, date_from=date_from, date_to=date_to, exportable=result.invoices)
+            return self._page(
+                refused=result.refused,
+                refused_invoices=result.refused_invoices,
+                date_from=date_from,
+                date_to=date_to,
+                resend=resend,
+                exportable=result.invoices,
+            )
         if not result.invoices:
             db.session.rollback()
             flash(_("Nothing to export in this period."), "warning")

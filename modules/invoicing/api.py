@@ -19,6 +19,8 @@ from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import confined_customer, customer_scoped
 from core.db import db
 from core.models import Partner
+from core.partners import PAYMENT_METHODS
+from core.procurement import ORDER_KINDS
 from core.validation import fail
 from modules.invoicing import fatturapa, payment_status, pdf, runs, services
 from modules.invoicing.models import DOCUMENT_TYPES, EINVOICE_STATES, INVOICE_STATES, BillingRun, Invoice
@@ -163,7 +165,7 @@ class InvoiceSchema(ma.Schema):
     payment_method = ma.fields.String(
         allow_none=True,
         metadata={
-            "enum": ["bank_transfer", "sepa_direct_debit", "riba", "cash", "card", None],
+            "enum": [*PAYMENT_METHODS, None],
             "description": "Fixed when posted, from the customer's terms.",
         },
     )
@@ -172,7 +174,7 @@ class InvoiceSchema(ma.Schema):
     )
     cig = ma.fields.String(allow_none=True, metadata={"description": "Codice Identificativo Gara."})
     cup = ma.fields.String(allow_none=True, metadata={"description": "Codice Unico di Progetto."})
-    order_kind = ma.fields.String(allow_none=True, metadata={"enum": [*services.ORDER_KINDS, None]})
+    order_kind = ma.fields.String(allow_none=True, metadata={"enum": [*ORDER_KINDS, None]})
     order_reference = ma.fields.String(allow_none=True, metadata={"description": "The customer's contract/order."})
     order_date = ma.fields.Date(allow_none=True)
     einvoice_state = ma.fields.String(
@@ -252,7 +254,7 @@ class InvoiceCreateSchema(ma.Schema):
     )
     cig = String(allow_none=True, metadata={"description": "CIG: 10 letters or digits."})
     cup = String(allow_none=True, metadata={"description": "CUP: 15 letters or digits."})
-    order_kind = String(allow_none=True, validate=ma.validate.OneOf(services.ORDER_KINDS))
+    order_kind = String(allow_none=True, validate=ma.validate.OneOf(ORDER_KINDS))
     order_reference = String(allow_none=True, metadata={"description": "The customer's contract or order number."})
     order_date = ma.fields.Date(allow_none=True)
 
@@ -320,7 +322,8 @@ class Invoices(MethodView):
         Each line names its VAT code (`vat_code`); `vat_rate` alone takes that rate's default code, and a 0% line
         without a code is refused (`lines.N.vat_code`: it needs its Natura). CIG, CUP and the customer's contract or
         order, when given, replace what the contract (`contract_id`) has. `422` naming the field: `customer_id`,
-        `cig` (10 letters or digits), `cup` (15), `order_reference`, `lines.N.quantity`, ...
+        `contract_id` (not a contract of this customer), `cig` (10 letters or digits), `cup` (15), `order_reference`,
+        `lines.N.quantity`, ...
         """
         customer = db.session.get(Partner, data["customer_id"])
         with committing():
@@ -397,11 +400,12 @@ class CorrectRejected(MethodView):
         """Correct an invoice the exchange system rejected
 
         Posts a credit note of all its lines and creates a new draft of the same lines (the same billed
-        references, the contract's procurement references) to check and post. `422` naming `state` unless the
-        invoice is posted and rejected.
+        references, the contract's procurement references) to check and post. `409` naming `state` unless the
+        invoice is posted, rejected and not credited yet (corrected before); `422` naming the field when a line can
+        no longer be billed as it was (e.g. its VAT code was retired).
         """
         invoice = _get_invoice(invoice_id)
-        with committing():
+        with committing(status=422 if services.can_correct(invoice) else 409):
             note, draft = services.correct_rejected(invoice)
         return {
             "credit_note_id": note.id,

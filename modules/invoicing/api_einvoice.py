@@ -9,12 +9,12 @@ from flask import Response, request
 from flask.views import MethodView
 from flask_babel import gettext as _
 
-from core.api import require_json_body
 from core.api.auth import require
 from core.api.blueprint import ApiBlueprint
 from core.api.errors import ApiProblem
-from core.api.fields import Integer, String
+from core.api.fields import Boolean, Integer, String
 from core.api.helpers import committing
+from core.api.uploads import allow_upload
 from core.db import db
 from modules.invoicing import einvoice_exchange
 
@@ -30,27 +30,16 @@ blp = ApiBlueprint(
 UPLOAD_ENDPOINT = f"{blp.name}.Receipts"
 
 
-def _json_or_upload() -> None:
-    """The receipts upload takes a multipart body; anything else of the blueprint takes JSON, as the API does."""
-    if request.endpoint == UPLOAD_ENDPOINT and request.method == "POST":
-        request.max_content_length = MAX_UPLOAD_BYTES
-        if request.mimetype == "multipart/form-data":
-            return
-    require_json_body()
-
-
-@blp.record
-def _replace_json_rule(state) -> None:
-    # register_api has put its JSON-only rule before this blueprint's own functions; the upload is the exception.
-    funcs = state.app.before_request_funcs.get(state.name, [])
-    state.app.before_request_funcs[state.name] = [
-        _json_or_upload if func is require_json_body else func for func in funcs
-    ]
+allow_upload(blp, UPLOAD_ENDPOINT, MAX_UPLOAD_BYTES)
 
 
 class EInvoiceExportArgs(ma.Schema):
     date_from = ma.fields.Date(required=True, metadata={"description": "First issue date of the period."})
     date_to = ma.fields.Date(required=True, metadata={"description": "Last issue date (at most a year after)."})
+    resend = Boolean(
+        load_default=False,
+        metadata={"description": "Also the documents exported before and still without a receipt (default false)."},
+    )
 
 
 class ReceiptsUploadSchema(ma.Schema):
@@ -83,18 +72,20 @@ class ReceiptOutcomesSchema(ma.Schema):
 @blp.route("/export")
 class Export(MethodView):
     @require("billing.manage")
-    @blp.arguments(EInvoiceExportArgs, location="query")
+    @blp.arguments(EInvoiceExportArgs)
     @blp.response(200, content_type="application/zip")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-    def get(self, args: dict[str, Any]):
-        """Download the zip of a period's e-invoices
+    def post(self, args: dict[str, Any]):
+        """Export the zip of a period's e-invoices
 
-        Posted invoices and credit notes issued from `date_from` to `date_to` (at most a year) that are not yet
-        delivered: one FatturaPA XML each, named as the SdI expects. They become `exported`. A document that cannot
-        be an e-invoice (missing data) is left out; the `X-Refused-Documents` header lists their numbers.
+        JSON `{date_from, date_to, resend}`. Posted invoices and credit notes issued from `date_from` to `date_to`
+        (at most a year) not sent yet (with `resend: true`, also those exported before and without a receipt): one
+        FatturaPA XML each, named as the SdI expects. They become `exported`. Credit notes of rejected invoices are
+        internal and never sent. A document that cannot be an e-invoice (missing data) is left out; the
+        `X-Refused-Documents` header lists their numbers.
         """
         with committing():
-            result = einvoice_exchange.export_zip(args["date_from"], args["date_to"])
+            result = einvoice_exchange.export_zip(args["date_from"], args["date_to"], resend=args["resend"])
         response = Response(result.content, mimetype="application/zip")
         response.headers["Content-Disposition"] = f'attachment; filename="{result.file_name}"'
         response.headers["X-Exported-Documents"] = str(len(result.invoices))

@@ -29,13 +29,15 @@ def _day(value: str, option: str) -> dt.date:
 @click.option("--from", "date_from", required=True, help="First issue date, YYYY-MM-DD.")
 @click.option("--to", "date_to", required=True, help="Last issue date, YYYY-MM-DD.")
 @click.option("--output", required=True, type=click.Path(file_okay=False), help="Folder to write the zip into.")
+@click.option("--resend", is_flag=True, help="Also the documents exported before and still without a receipt.")
 @with_appcontext
-def einvoice_export(date_from: str, date_to: str, output: str) -> None:
-    """Write the zip of the period's e-invoices not yet delivered; they become "exported"."""
+def einvoice_export(date_from: str, date_to: str, output: str, resend: bool) -> None:
+    """Write the zip of the period's e-invoices not sent yet (--resend: also those exported before); they become
+    "exported"."""
     start, end = _day(date_from, "--from"), _day(date_to, "--to")
     folder = Path(output)
     try:
-        result = einvoice_exchange.export_zip(start, end)
+        result = einvoice_exchange.export_zip(start, end, resend=resend)
     except ValidationError as error:
         db.session.rollback()
         raise click.ClickException(error.messages({"date_from": "--from", "date_to": "--to"})) from None

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from lxml import etree
+from sqlalchemy.orm import aliased, selectinload
 
 from core.db import db
 from core.models import Company
@@ -29,6 +31,9 @@ SDI_TIMEZONE = ZoneInfo("Europe/Rome")
 MAX_PERIOD_DAYS = 366
 MAX_RECEIPT_BYTES = 5 * 1024 * 1024
 MAX_ZIP_MEMBERS = 5000
+# What one zip may unpack to in all, and how much smaller than its content a member may be: beyond, a zip bomb.
+MAX_ZIP_BYTES = 50 * 1024 * 1024
+MAX_ZIP_RATIO = 100
 MAX_FILE_NAME = 120
 
 # Root element of each SdI message -> the receipt kind it is stored as.
@@ -42,6 +47,9 @@ ROOT_KINDS = {
     "NotificaDecorrenzaTermini": "DT",
 }
 OUTCOME_STATES = {"EC01": "accepted", "EC02": "refused"}
+OUTCOME_LABELS = {"EC01": _l("accepted by the public body"), "EC02": _l("refused by the public body")}
+# NS error "file already received": the SdI has the file from an earlier sending; the document's state stands.
+DUPLICATE_FILE_ERROR = "00002"
 KIND_STATES = {"RC": "delivered", "NS": "rejected", "MC": "not_delivered", "DT": "deadline_passed"}
 # Which e-invoice state each receipt may follow: a receipt never moves a delivered or accepted invoice back.
 ALLOWED_FROM = {
@@ -182,7 +190,9 @@ class ExportResult:
     content: bytes
     file_name: str
     invoices: list[Invoice] = field(default_factory=list)
+    # invoice number -> the reasons in plain words; refused_invoices: the same documents by number.
     refused: dict[str, list[str]] = field(default_factory=dict)
+    refused_invoices: dict[str, Invoice] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,7 @@ class Receipt:
     received_at: dt.datetime | None
     outcome: str | None = None
     errors: tuple[dict[str, str], ...] = ()
+    text: str = ""  # the message as text to keep: as received when UTF-8, else re-serialized
 
 
 @dataclass
@@ -209,6 +220,34 @@ class ReceiptOutcome:
 
 def state_label(state: str | None) -> str:
     return str(STATE_LABELS.get(state, state)) if state else _("not sent")
+
+
+def outcome_label(outcome: str | None) -> str:
+    """The public body's outcome (NE) in words: EC01 accepted, EC02 refused."""
+    return str(OUTCOME_LABELS.get(outcome, outcome or ""))
+
+
+def internal_credit_note() -> sa.ColumnElement[bool]:
+    """SQL: the document is a credit note of an invoice the SdI rejected (`correct_rejected`). The rejected file never
+    legally existed, so its credit note is internal bookkeeping: never sent to the exchange system."""
+    original = aliased(Invoice)
+    return sa.and_(
+        Invoice.type == "credit_note",
+        sa.exists().where(original.id == Invoice.original_id, original.einvoice_state == "rejected"),
+    )
+
+
+def is_internal_credit_note(invoice: Invoice) -> bool:
+    return (
+        invoice.type == "credit_note" and invoice.original is not None and invoice.original.einvoice_state == "rejected"
+    )
+
+
+def document_state_label(invoice: Invoice) -> str:
+    """The e-invoice state of a posted document in words, an internal credit note said as such."""
+    if invoice.einvoice_state is None and is_internal_credit_note(invoice):
+        return _("internal credit note, not sent")
+    return state_label(invoice.einvoice_state)
 
 
 def explain(error: dict) -> str:
@@ -240,37 +279,46 @@ def check_period(date_from: dt.date | None, date_to: dt.date | None) -> None:
         raise ValidationError({"date_to": _("Export at most one year at a time.")})
 
 
-def exportable(date_from: dt.date, date_to: dt.date) -> list[Invoice]:
-    """Posted invoices and credit notes issued in the period, not sent yet or exported but without a receipt.
+def exportable(date_from: dt.date, date_to: dt.date, resend: bool = False) -> list[Invoice]:
+    """Posted invoices and credit notes issued in the period and not sent yet; with `resend`, also those exported
+    before without a receipt (the SdI refuses a file it already has: only when the intermediary lost it).
 
-    A rejected one is not sent again: it is corrected by a credit note and a new document."""
+    A rejected one is not sent again: it is corrected by a credit note and a new document, and that credit note is
+    internal (the rejected file never legally existed), so it is not sent either."""
+    states = Invoice.einvoice_state.is_(None)
+    if resend:
+        states = sa.or_(states, Invoice.einvoice_state == "exported")
     return list(
         db.session.scalars(
             sa.select(Invoice)
+            .options(selectinload(Invoice.customer))
             .where(
                 Invoice.state == "posted",
                 Invoice.issue_date >= date_from,
                 Invoice.issue_date <= date_to,
-                sa.or_(Invoice.einvoice_state.is_(None), Invoice.einvoice_state == "exported"),
+                states,
+                ~internal_credit_note(),
             )
             .order_by(Invoice.type, Invoice.year, Invoice.sequence_number, Invoice.id)
         )
     )
 
 
-def export_zip(date_from: dt.date, date_to: dt.date) -> ExportResult:
-    """The period's e-invoices as one zip; the documents in it become "exported" (staged: the caller commits)."""
+def export_zip(date_from: dt.date, date_to: dt.date, resend: bool = False) -> ExportResult:
+    """The period's e-invoices not sent yet (with `resend`, also those exported before) as one zip; the documents in
+    it become "exported" (staged: the caller commits)."""
     check_period(date_from, date_to)
     company = _company()
     name = f"{vat_display(company.vat_number, company.country)}_{date_from.isoformat()}_{date_to.isoformat()}.zip"
     result = ExportResult(b"", name)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for invoice in exportable(date_from, date_to):
+        for invoice in exportable(date_from, date_to, resend):
             try:
                 content, member = fatturapa.build(invoice), fatturapa.file_name(invoice)
             except ValidationError as error:
-                result.refused[str(invoice)] = [f"{key}: {message}" for key, message in error.errors.items()]
+                result.refused[str(invoice)] = [str(message) for message in error.errors.values()]
+                result.refused_invoices[str(invoice)] = invoice
                 continue
             archive.writestr(member, content)
             result.invoices.append(invoice)
@@ -346,6 +394,7 @@ def parse_receipt(file_name: str, content: bytes) -> Receipt:
                 }
             )
     return Receipt(
+        text=_kept_text(content, root),
         kind=kind,
         sdi_id=_text(root, "IdentificativoSdI"),
         invoice_file=invoice_file,
@@ -353,6 +402,18 @@ def parse_receipt(file_name: str, content: bytes) -> Receipt:
         outcome=outcome,
         errors=tuple(errors),
     )
+
+
+def _kept_text(content: bytes, root: etree._Element) -> str:
+    """The message as stored: the file itself when it is UTF-8 text; another encoding (UTF-16, Latin-1) as lxml
+    re-serializes the parsed tree, since a UTF-16 file read as UTF-8 is full of NULs that PostgreSQL refuses."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        return text
+    return etree.tostring(root, encoding="unicode")
 
 
 def invoice_for_file(invoice_file: str) -> Invoice | None:
@@ -387,7 +448,8 @@ def _import_one(file_name: str, content: bytes) -> ReceiptOutcome:
     if invoice is None:
         message = _("No posted invoice was exported as %(name)s.", name=receipt.invoice_file)
         return ReceiptOutcome(file_name, "error", message)
-    if invoice.einvoice_state not in ALLOWED_FROM[receipt.kind]:
+    duplicate_file = receipt.kind == "NS" and {error["code"] for error in receipt.errors} == {DUPLICATE_FILE_ERROR}
+    if not duplicate_file and invoice.einvoice_state not in ALLOWED_FROM[receipt.kind]:
         message = _(
             "%(kind)s for %(number)s refused: the document is already %(state)s, which this receipt cannot follow.",
             kind=KIND_LABELS[receipt.kind],
@@ -404,9 +466,18 @@ def _import_one(file_name: str, content: bytes) -> ReceiptOutcome:
             received_at=receipt.received_at,
             outcome=receipt.outcome,
             errors=list(receipt.errors) or None,
-            content=content.decode("utf-8", errors="replace"),
+            content=receipt.text,
         )
     )
+    if duplicate_file:
+        db.session.flush()
+        message = _(
+            "%(kind)s for %(number)s: duplicate file: the exchange system already has it; still %(state)s.",
+            kind=KIND_LABELS[receipt.kind],
+            number=str(invoice),
+            state=state_label(invoice.einvoice_state),
+        )
+        return ReceiptOutcome(file_name, "imported", message, invoice)
     invoice.einvoice_state = OUTCOME_STATES[receipt.outcome] if receipt.kind == "NE" else KIND_STATES[receipt.kind]
     db.session.flush()
     message = _(
@@ -427,14 +498,34 @@ def _import_zip(file_name: str, content: bytes) -> list[ReceiptOutcome]:
     if len(members) > MAX_ZIP_MEMBERS:
         return [ReceiptOutcome(file_name, "error", _("%(file)s holds too many files.", file=file_name))]
     outcomes = []
-    for info in members:
+    budget = MAX_ZIP_BYTES
+    for position, info in enumerate(members):
         name = PurePosixPath(info.filename).name
+        if info.file_size > budget:
+            left = len(members) - position
+            message = ngettext(
+                "%(file)s unpacks to more than %(max)d MB: %(num)d file was not read, import it in another upload.",
+                "%(file)s unpacks to more than %(max)d MB: %(num)d files were not read, import them in another upload.",
+                left,
+                file=file_name,
+                max=MAX_ZIP_BYTES // (1024 * 1024),
+            )
+            outcomes.append(ReceiptOutcome(file_name, "error", message))
+            break
+        if info.file_size > MAX_RECEIPT_BYTES:
+            outcomes.append(ReceiptOutcome(name, "error", _("The file is too large to be an SdI receipt.")))
+            continue
+        if info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            message = _("%(file)s is compressed too much to be an SdI receipt: not read.", file=name)
+            outcomes.append(ReceiptOutcome(name, "error", message))
+            continue
         try:
             with archive.open(info) as member:
                 data = member.read(MAX_RECEIPT_BYTES + 1)
         except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError):
             outcomes.append(ReceiptOutcome(name, "error", _("%(file)s cannot be read from the zip.", file=name)))
             continue
+        budget -= len(data)
         outcomes.append(_import_one(name, data))
     return outcomes
 

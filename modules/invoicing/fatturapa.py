@@ -123,7 +123,11 @@ def _add(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
 def _address(parent: ET.Element, party: Company | Partner, field: str) -> None:
     missing = [name for name in ("street", "postal_code", "city") if not (getattr(party, name) or "").strip()]
     if missing:
-        raise ValidationError({f"{field}.{missing[0]}": _("Needed on an e-invoice: fill in the address.")})
+        if field == "company":
+            message = _("Needed on an e-invoice: fill in the dealer's address (Settings, Company).")
+        else:
+            message = _("Needed on an e-invoice: fill in the customer's address.")
+        raise ValidationError({f"{field}.{missing[0]}": message})
     italian = (party.country or "IT") == "IT"
     postal_code = party.postal_code.strip()
     if italian and not CAP_RE.fullmatch(postal_code):

@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from flask_babel import gettext as _
 from lxml import etree
 
+from core.procurement import CIG_LENGTH, CUP_LENGTH, code_error
 from core.vat_codes import GENERIC_NATURES, VALID_NATURES
 from modules.invoicing.services import STAMP_DUTY, STAMP_THRESHOLD
 
@@ -189,11 +190,11 @@ def _stamp_rules(document: etree._Element, goods: etree._Element) -> list[str]:
 def _procurement_rules(general: etree._Element) -> list[str]:
     errors = []
     for reference in [*general.findall("DatiOrdineAcquisto"), *general.findall("DatiContratto")]:
-        cig, cup = reference.findtext("CodiceCIG"), reference.findtext("CodiceCUP")
-        if cig is not None and len(cig) != 10:
-            errors.append(_("CodiceCIG has 10 characters."))
-        if cup is not None and len(cup) != 15:
-            errors.append(_("CodiceCUP has 15 characters."))
+        for element, length in (("CodiceCIG", CIG_LENGTH), ("CodiceCUP", CUP_LENGTH)):
+            value = reference.findtext(element)
+            error = code_error(value, length) if value is not None else None
+            if error:
+                errors.append(_("%(element)s: %(error)s", element=element, error=error))
     return errors
 
 

@@ -20,10 +20,11 @@ from flask_babel import force_locale, format_date, format_decimal
 from flask_babel import gettext as _
 from xhtml2pdf import pisa
 
+from core import procurement
 from core.db import db
 from core.models import Company, Partner
 from core.outbox import mail_language
-from core.partners import vat_display
+from core.partners import PAYMENT_METHOD_LABELS, vat_display
 from core.vat_codes import is_reverse_charge
 from modules.invoicing.models import Invoice, InvoiceLine, InvoicePdf
 from modules.invoicing.services import amount_due, vat_rows
@@ -83,15 +84,8 @@ def payment_method(invoice: Invoice) -> str:
 
 
 def payment_method_text(method: str) -> str:
-    """How the customer pays, in their words."""
-    texts = {
-        "bank_transfer": _("Bank transfer"),
-        "sepa_direct_debit": _("SEPA direct debit"),
-        "riba": _("RiBa (bank receipt)"),
-        "cash": _("Cash"),
-        "card": _("Payment card"),
-    }
-    return texts.get(method, method)
+    """How the customer pays, in their words (the labels of the customer's form)."""
+    return str(PAYMENT_METHOD_LABELS.get(method, method))
 
 
 def instalments(invoice: Invoice) -> list[tuple[dt.date, Decimal]]:
@@ -106,17 +100,8 @@ def order_reference_text(invoice: Invoice, date: Any) -> str:
     """The public body's contract or purchase order the invoice refers to (DatiContratto / DatiOrdineAcquisto)."""
     if not invoice.order_reference:
         return ""
-    if invoice.order_kind == "order":
-        if invoice.order_date:
-            return _(
-                "Purchase order %(reference)s of %(date)s",
-                reference=invoice.order_reference,
-                date=date(invoice.order_date),
-            )
-        return _("Purchase order %(reference)s", reference=invoice.order_reference)
-    if invoice.order_date:
-        return _("Contract %(reference)s of %(date)s", reference=invoice.order_reference, date=date(invoice.order_date))
-    return _("Contract %(reference)s", reference=invoice.order_reference)
+    order_date = date(invoice.order_date) if invoice.order_date else None
+    return procurement.reference_text(invoice.order_kind, invoice.order_reference, order_date)
 
 
 def _usage_groups(invoice: Invoice) -> list[dict[str, Any]]:

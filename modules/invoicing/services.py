@@ -19,7 +19,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import functools
-import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -38,6 +37,7 @@ from core.db import db, on_commit, utcnow
 from core.extension_points import INVOICE_REFERENCES, BillableLine, InvoiceReference, implementations
 from core.models import Partner, VatCode
 from core.outbox import mail_language
+from core.procurement import check_procurement
 from core.sequences import format_number, next_number, peek_next
 from core.settings import get_setting
 from core.validation import Checker, fail
@@ -57,9 +57,6 @@ STAMP_THRESHOLD = Decimal("77.47")
 STAMP_KIND = "stamp_duty"
 STAMP_CODE = "N1"  # excluded from VAT (art. 15 DPR 633/72) when charged to the customer
 STAMP_CHARGED_SETTING = "invoicing.stamp_duty_charged"
-ORDER_KINDS = ("contract", "order")
-CIG_RE = re.compile(r"[A-Z0-9]{10}")
-CUP_RE = re.compile(r"[A-Z0-9]{15}")
 
 
 def line_amount(quantity: Decimal, unit_price: Decimal) -> Decimal:
@@ -159,13 +156,16 @@ def stamp_duty_charged() -> bool:
 
 
 def _apply_stamp_duty(invoice: Invoice) -> None:
-    """Stamp duty on a document that owes it; charged, a line of 2.00 (N1) once: never a second one, nor on a
-    credit note that credits the invoice's stamp line."""
+    """Stamp duty on a document that owes it; charged, a line of 2.00 (N1) once, never a second one. A credit note
+    states its own DatiBollo by the same rule but never adds a line: the stamp is credited only through the
+    invoice's own stamp line, when that line is among those credited."""
     if not stamp_duty_due(invoice.lines):
         invoice.stamp_duty = Decimal("0.00")
         return
     invoice.stamp_duty = STAMP_DUTY
-    if not stamp_duty_charged() or any(line.kind == STAMP_KIND for line in invoice.lines):
+    if invoice.type == "credit_note" or not stamp_duty_charged():
+        return
+    if any(line.kind == STAMP_KIND for line in invoice.lines):
         return
     code = vat_codes.resolve(STAMP_CODE, None, "stamp_duty")
     with force_locale(mail_language(invoice.customer.language)):
@@ -286,25 +286,16 @@ def _vat_fields(code: VatCode) -> dict[str, Any]:
 
 
 def check_references(data: dict[str, Any]) -> dict[str, Any]:
-    """Public procurement references typed in by hand (CIG, CUP, contract or order), cleaned; ValidationError names
-    the field (`cig`: 10 letters or digits, `cup`: 15, `order_kind`: contract or order, `order_reference` required
-    with a kind or a date)."""
+    """Public procurement references typed in by hand (CIG, CUP, contract or order), cleaned by
+    core.procurement; on an invoice the customer's number is required with a kind or a date (there is no contract
+    number to fall back on). ValidationError names each bad field."""
     check = Checker()
-    clean: dict[str, Any] = {}
-    for field, pattern, size in (("cig", CIG_RE, 10), ("cup", CUP_RE, 15)):
-        value = (data.get(field) or "").strip().upper() or None
-        if value is not None and not pattern.fullmatch(value):
-            check.fail(field, _("%(count)d letters or digits.", count=size))
-        clean[field] = value
-    kind = data.get("order_kind") or None
-    reference = check.text("order_reference", data.get("order_reference"), 20)
-    if kind is not None and kind not in ORDER_KINDS:
-        check.fail("order_kind", _("Choose contract or order."))
-    if reference is None and (kind is not None or data.get("order_date")):
+    clean = check_procurement(check, data)
+    reference = clean["order_reference"]
+    if reference is None and "order_reference" not in check and (clean["order_kind"] or clean["order_date"]):
         check.fail("order_reference", _("The number of the customer's contract or order is required."))
-    clean["order_kind"] = (kind or "contract") if reference else None
-    clean["order_reference"] = reference
-    clean["order_date"] = data.get("order_date") if reference else None
+    clean["order_kind"] = (clean["order_kind"] or "contract") if reference else None
+    clean["order_date"] = clean["order_date"] if reference else None
     check.raise_if_any()
     return clean
 
@@ -315,6 +306,15 @@ def contract_references(contract_ids: Sequence[int]) -> dict[int, InvoiceReferen
     for provider in implementations(INVOICE_REFERENCES):
         for contract_id, reference in provider.invoice_references(list(contract_ids)).items():
             found.setdefault(contract_id, reference)
+    return found
+
+
+def contract_customers(contract_ids: Sequence[int]) -> dict[int, int]:
+    """The customer of each of these contracts the enabled modules know (none while no module keeps contracts)."""
+    found: dict[int, int] = {}
+    for provider in implementations(INVOICE_REFERENCES):
+        for contract_id, customer_id in provider.contract_customers(list(contract_ids)).items():
+            found.setdefault(contract_id, customer_id)
     return found
 
 
@@ -361,8 +361,11 @@ def create_manual_draft(
     customer_id: int, lines: Sequence[dict[str, Any]], contract_id: int | None = None, **references: Any
 ) -> Invoice:
     """A draft of lines typed in by hand (source `manual`), with the procurement references given, else the
-    contract's; ValidationError names the field (`lines.0.vat_code`, `cig`, ...)."""
+    contract's; ValidationError names the field (`lines.0.vat_code`, `cig`, `contract_id`: not a contract of this
+    customer, nor any contract while no enabled module keeps contracts, ...)."""
     clean = check_references(references)
+    if contract_id is not None and contract_customers([contract_id]).get(contract_id) != customer_id:
+        fail("contract_id", _("Not a contract of this customer."))
     billable = [
         BillableLine(
             source=MANUAL_SOURCE,
@@ -581,15 +584,29 @@ def create_credit_note(invoice: Invoice, line_ids: Sequence[int] | None = None) 
     return note
 
 
+def _correction_refused(invoice: Invoice) -> str | None:
+    """Why `correct_rejected` would refuse the invoice, or None."""
+    if invoice.type != "invoice" or invoice.state != "posted" or invoice.einvoice_state != "rejected":
+        return _("Only a posted invoice rejected by the exchange system can be corrected this way.")
+    credited = sa.select(Invoice.id).where(Invoice.original_id == invoice.id, Invoice.state != "cancelled").limit(1)
+    if db.session.scalar(credited) is not None:
+        return _("This invoice already has a credit note: it was corrected before.")
+    return None
+
+
+def can_correct(invoice: Invoice) -> bool:
+    """Whether `correct_rejected` takes this invoice: posted, rejected by the exchange system, and with no standing
+    (draft or posted) credit note yet."""
+    return _correction_refused(invoice) is None
+
+
 def correct_rejected(invoice: Invoice) -> tuple[Invoice, Invoice]:
     """Correct an invoice the exchange system rejected: a posted credit note of all its lines, then a new draft of
     the same lines (billing the same references) for the dealer to check and post. ValidationError (`state`) unless
-    the invoice is posted and rejected."""
-    if invoice.type != "invoice" or invoice.state != "posted" or invoice.einvoice_state != "rejected":
-        fail("state", _("Only a posted invoice rejected by the exchange system can be corrected this way."))
-    credited = sa.select(Invoice.id).where(Invoice.original_id == invoice.id, Invoice.state != "cancelled").limit(1)
-    if db.session.scalar(credited) is not None:
-        fail("state", _("This invoice already has a credit note: it was corrected before."))
+    `can_correct(invoice)`."""
+    refused = _correction_refused(invoice)
+    if refused is not None:
+        fail("state", refused)
     note = post(create_credit_note(invoice))
     lines = [
         BillableLine(

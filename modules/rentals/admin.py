@@ -18,7 +18,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from wtforms.validators import ValidationError
 
-from core import clock, csv_import, labels, validation, vat_codes
+from core import clock, csv_import, labels, procurement, validation, vat_codes
 from core.admin import SecuredModelView
 from core.db import db
 from core.models import Partner, VatCode
@@ -81,11 +81,6 @@ def _vat_codes() -> list[VatCode]:
     vat_codes.ensure_defaults()
     query = sa.select(VatCode).where(VatCode.active.is_(True)).order_by(VatCode.position, VatCode.code)
     return list(db.session.scalars(query))
-
-
-def vat_code_label(code: VatCode) -> str:
-    """A code as the contract form lists it: "22 — Aliquota ordinaria 22%", described in the user's language."""
-    return f"{code.code} — {vat_codes.description(code, _language())}"
 
 
 _vat_code_column = labels.foreign_column(VatCode)
@@ -304,7 +299,7 @@ class ContractView(SecuredModelView):
             form,
             customers,
             [(code, f"{code} — {label}") for code, label in sorted(meters.items())],
-            [(code.code, vat_code_label(code)) for code in _vat_codes()],
+            [(code.code, vat_codes.record_label(code)) for code in _vat_codes()],
         )
 
     def _save(self, form: forms.ContractForm, contract: Contract | None) -> Response | None:
@@ -385,9 +380,9 @@ class ContractView(SecuredModelView):
                 state=current_state(contract),
                 period_labels=forms.PERIOD_LABELS,
                 fee_timing_labels=forms.FEE_TIMING_LABELS,
-                order_kind_labels=forms.ORDER_KIND_LABELS,
                 vat_code=_billed_vat_code(contract),
-                vat_code_label=vat_code_label,
+                vat_code_label=vat_codes.record_label,
+                reference_text=procurement.reference_text,
                 errors=errors or {},
                 action=action,
                 values=request.form,

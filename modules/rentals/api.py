@@ -17,12 +17,12 @@ from core.api.helpers import ID_PATH, answering, committing, get_or_404, id_fiel
 from core.api.pagination import PageArgs, page_schema, paginate
 from core.auth.scoping import customer_scoped
 from core.db import contains, db
+from core.procurement import ORDER_KINDS
 from core.validation import MAX_COUNTER
 from modules.rentals.contract_lines import add_device, remove_device, swap_device
 from modules.rentals.contracts import (
     CONTRACT_TERMS,
     EINVOICE_TERMS,
-    ORDER_KINDS,
     contract_periods,
     create_contract,
     update_contract,

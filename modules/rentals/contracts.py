@@ -8,7 +8,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from core import clock, vat_codes
+from core import clock, procurement, vat_codes
 from core.db import db
 from core.models import Partner, VatCode
 from core.sequences import format_number, next_number
@@ -44,10 +44,6 @@ CONTRACT_TERMS = (
 # What the e-invoices of the contract carry: its VAT code and the customer's procurement references (FatturaPA
 # DatiContratto / DatiOrdineAcquisto). Apart from CONTRACT_TERMS, whose order the CSV import's columns follow.
 EINVOICE_TERMS = ("vat_code", "cig", "cup", "order_kind", "order_reference", "order_date")
-ORDER_KINDS = ("contract", "order")
-CIG_LENGTH = 10
-CUP_LENGTH = 15
-ORDER_REFERENCE_LENGTH = 20
 STATE_CHANGES = {
     "draft": {"active"},
     "active": {"suspended", "ended"},
@@ -163,25 +159,12 @@ def _resolve(check: Checker, code: str | None, rate: Decimal | None, field: str)
 
 
 def _check_procurement(check: Checker, data: dict[str, Any], new: bool) -> dict[str, Any]:
-    """CIG and CUP as the exchange system takes them (upper-case letters and digits, exactly 10 and 15), and the
-    customer's own contract or purchase order: its kind, number (empty: the contract's number) and date."""
-    clean: dict[str, Any] = {}
-    for field, length in (("cig", CIG_LENGTH), ("cup", CUP_LENGTH)):
-        if not (new or field in data):
-            continue
-        value = data.get(field)
-        text = "" if value is None else str(value).strip().upper()
-        if text and not (len(text) == length and text.isascii() and text.isalnum()):
-            check.fail(field, _("Exactly %(length)d letters or digits.", length=length))
-            continue
-        clean[field] = text or None
-    if new or "order_kind" in data:
-        clean["order_kind"] = check.choice("order_kind", _default(data.get("order_kind"), "contract"), ORDER_KINDS)
-    if new or "order_reference" in data:
-        clean["order_reference"] = check.text("order_reference", data.get("order_reference"), ORDER_REFERENCE_LENGTH)
-    if new or "order_date" in data:
-        clean["order_date"] = check.date("order_date", data.get("order_date"), required=False)
-    return clean
+    """CIG, CUP and the customer's own contract or purchase order, checked by core.procurement (of an existing
+    contract, those given). The kind defaults to contract, and an empty number means the contract's own number."""
+    fields = [field for field in procurement.FIELDS if new or field in data]
+    if "order_kind" in fields:
+        data = {**data, "order_kind": _default(data.get("order_kind"), "contract")}
+    return procurement.check_procurement(check, data, fields)
 
 
 def _default(value: Any, default: Any) -> Any:

@@ -16,8 +16,9 @@ from wtforms.widgets import DateInput, NumberInput
 
 from core import vat_codes
 from core.models import Partner
+from core.procurement import ORDER_KINDS
 from core.validation import ValidationError
-from modules.rentals.contracts import CONTRACT_TERMS, EINVOICE_TERMS, ORDER_KINDS
+from modules.rentals.contracts import CONTRACT_TERMS, EINVOICE_TERMS
 from modules.rentals.models import Contract
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
 

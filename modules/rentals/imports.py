@@ -16,8 +16,9 @@ from flask_babel import lazy_gettext as _l
 from core.csv_import import Column, Importer, ImportResult, Problem, Row, Template
 from core.db import db
 from core.models import Partner
+from core.procurement import ORDER_KINDS
 from core.validation import ValidationError
-from modules.rentals.contracts import CONTRACT_TERMS, create_contract
+from modules.rentals.contracts import CONTRACT_TERMS, EINVOICE_TERMS, create_contract
 from modules.rentals.devices import create_device, normalize_serial
 from modules.rentals.models import DEVICE_STATUSES, Device
 from modules.rentals.periods import FEE_TIMINGS, PERIOD_MONTHS
@@ -83,6 +84,14 @@ CONTRACT_HELP = {
     "end_date": DATE_HELP,
     "period_months": _choices(PERIOD_MONTHS),
     "fee_timing": _choices(FEE_TIMINGS),
+    "vat_code": _l(
+        "A VAT code (22, N2.1, ...); empty: the code of the VAT rate, or the one proposed for the customer."
+    ),
+    "cig": _l("Public administration: the tender's CIG, 10 letters or digits."),
+    "cup": _l("Public administration: the project's CUP, 15 letters or digits."),
+    "order_kind": _choices(ORDER_KINDS),
+    "order_reference": _l("The customer's own contract or order number (empty: the contract number)."),
+    "order_date": DATE_HELP,
 }
 
 
@@ -108,6 +117,7 @@ class ContractImporter(_RentalsImporter):
             _l('Each device\'s serial and installation counters, separated by ";".'),
             example="KY1234567 bw=10000 color=2000; W8A12345 bw=500",
         ),
+        *(Column(name, CONTRACT_HELP.get(name, "")) for name in EINVOICE_TERMS),
     )
     templates = (
         Template(
@@ -119,6 +129,7 @@ class ContractImporter(_RentalsImporter):
                     *("12345670157", "2026-01-01", "", "1", "50.00", "advance", "10", "", "0", "no", "22", "yes"),
                     *("12", "90", "Canone mensile", "yes", "5"),
                     *("bw 1000 0.012; color 200 0.09", "KY1234567 bw=10000"),
+                    *("22", "", "", "contract", "", ""),
                 ),
             ),
         ),

@@ -1,5 +1,6 @@
 """The InvoiceReferenceProvider of rentals: a contract's procurement references (CIG, CUP, customer's contract or
-order) that invoicing copies onto each draft of the contract for the FatturaPA (DatiContratto / DatiOrdineAcquisto)."""
+order) that invoicing copies onto each draft of the contract for the FatturaPA (DatiContratto / DatiOrdineAcquisto),
+and whose customer each contract is."""
 
 from __future__ import annotations
 
@@ -52,3 +53,9 @@ class ContractReferences:
             )
             for row in rows
         }
+
+    def contract_customers(self, contract_ids: Sequence[int]) -> dict[int, int]:
+        if not contract_ids:
+            return {}
+        query = sa.select(Contract.id, Contract.customer_id).where(Contract.id.in_(list(contract_ids)))
+        return {row.id: row.customer_id for row in db.session.execute(query)}

@@ -62,14 +62,23 @@ def test_the_demos_trial_balance_balances_and_every_document_has_its_entry(demo_
     assert row.debit - row.credit == sum((item.residual for item in reconcile.open_receivables()), Decimal(0))
 
 
+def _due_before(invoice: Invoice, day: dt.date) -> Decimal:
+    """What of the invoice's instalments fell due before `day`."""
+    items = invoice.payment_schedule or []
+    return sum((Decimal(item["amount"]) for item in items if dt.date.fromisoformat(item["due_date"]) < day), Decimal(0))
+
+
 def test_the_aging_shows_the_overdue_demo_customers(demo_books):
     aging = receivables.aging(clock.today())
     overdue = {row.partner.name: row.overdue for row in aging.rows if row.overdue > 0}
     assert set(overdue) == {demo.HOTEL, demo.CERVANTES}
     hotel_september = _invoice(demo.HOTEL, "2026-09")
     hotel_october = _invoice(demo.HOTEL, "2026-10")
-    # The hotel paid 150.00 of September's invoice and nothing of October's.
-    assert overdue[demo.HOTEL] == hotel_september.total - Decimal("150.00") + hotel_october.total
+    # The hotel pays in three instalments: it paid 150.00 of September's invoice and nothing of October's, and only
+    # the instalments already due are overdue.
+    due = _due_before(hotel_september, clock.today()) + _due_before(hotel_october, clock.today())
+    assert hotel_september.payment_schedule and len(hotel_september.payment_schedule) == 3
+    assert overdue[demo.HOTEL] == due - Decimal("150.00")
     assert overdue[demo.CERVANTES] == _invoice(demo.CERVANTES, "2026-10").total
     states = reconcile.payment_states([hotel_september.id])
     assert states[hotel_september.id].amount_due == hotel_september.total - Decimal("150.00")

@@ -125,9 +125,10 @@ def test_an_invoice_that_is_not_rejected_cannot_be_corrected_and_nothing_is_writ
     db.session.get(Invoice, invoice_id).einvoice_state = "delivered"
     db.session.commit()
 
+    assert not services.can_correct(db.session.get(Invoice, invoice_id))
     response = client.post(f"/api/v1/invoices/{invoice_id}/correct", headers=staff)
 
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert error_fields(response.get_json()) == ["state"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Invoice)) == 1
     assert contract["id"] == get_invoice(client, staff, invoice_id)["contract_id"]
@@ -142,3 +143,26 @@ def test_a_draft_cannot_be_corrected(app, db_session, school):
         services.correct_rejected(contract_less)
 
     assert list(raised.value.errors) == ["state"]
+
+
+def test_a_rejected_invoice_is_corrected_once(client, staff, school):
+    invoice = rejected_invoice(client, staff, school)
+    assert services.can_correct(db.session.get(Invoice, invoice["id"]))
+
+    first = client.post(f"/api/v1/invoices/{invoice['id']}/correct", headers=staff)
+    again = client.post(f"/api/v1/invoices/{invoice['id']}/correct", headers=staff)
+
+    assert first.status_code == 201 and again.status_code == 409
+    assert error_fields(again.get_json()) == ["state"]
+    assert not services.can_correct(db.session.get(Invoice, invoice["id"]))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Invoice)) == 3
+
+
+def test_a_rejected_invoice_with_a_draft_credit_note_cannot_be_corrected(client, staff, school):
+    invoice = rejected_invoice(client, staff, school)
+    client.post(f"/api/v1/invoices/{invoice['id']}/credit-notes", json={}, headers=staff)
+
+    response = client.post(f"/api/v1/invoices/{invoice['id']}/correct", headers=staff)
+
+    assert response.status_code == 409 and error_fields(response.get_json()) == ["state"]
+    assert not services.can_correct(db.session.get(Invoice, invoice["id"]))

@@ -301,3 +301,100 @@ def test_correct_button_posts_a_credit_note_and_makes_a_new_draft(app):
     assert twice.status_code == 302
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).where(Invoice.original_id == invoice_id)) == 1
+
+
+def test_a_rejection_only_for_a_duplicate_file_is_kept_and_changes_nothing(invoice):
+    einvoice_exchange.import_receipts([receipt_file(invoice, "RicevutaConsegna", "RC")])
+    db.session.commit()
+
+    duplicate = receipt_file(invoice, "NotificaScarto", "NS", errors=[("00002", "File duplicato")])
+    outcomes = einvoice_exchange.import_receipts([duplicate])
+    db.session.commit()
+
+    assert [(outcome.status, outcome.invoice.id) for outcome in outcomes] == [("imported", invoice.id)]
+    assert einvoice_state(invoice.id) == "delivered"
+    kept = db.session.scalars(sa.select(EInvoiceReceipt).order_by(EInvoiceReceipt.id)).all()
+    assert [receipt.kind for receipt in kept] == ["RC", "NS"]
+    assert kept[-1].errors[0]["code"] == "00002"
+
+
+def test_a_duplicate_file_among_other_errors_still_rejects(invoice):
+    errors = [("00002", "File duplicato"), ("00305", "IdCodice non valido")]
+    einvoice_exchange.import_receipts([receipt_file(invoice, "NotificaScarto", "NS", errors=errors)])
+    db.session.commit()
+
+    assert einvoice_state(invoice.id) == "rejected"
+
+
+def test_a_utf16_receipt_is_kept_as_text_without_nul_characters(invoice):
+    name, content = receipt_file(invoice, "RicevutaConsegna", "RC")
+    utf16 = content.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+
+    outcomes = einvoice_exchange.import_receipts([(name, utf16)])
+    db.session.commit()
+
+    assert [outcome.status for outcome in outcomes] == ["imported"]
+    assert einvoice_state(invoice.id) == "delivered"
+    kept = db.session.scalar(sa.select(EInvoiceReceipt))
+    assert "\x00" not in kept.content and fatturapa.file_name(invoice) in kept.content
+    assert kept.sdi_id == "4123456"
+
+
+def zip_of(members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression) as written:
+        for name, content in members:
+            written.writestr(name, content)
+    return archive.getvalue()
+
+
+def test_a_zip_member_compressed_like_a_bomb_is_not_read(invoice):
+    name, content = receipt_file(invoice, "RicevutaConsegna", "RC")
+    padded = content.replace(b"<MessageId>", b" " * 1_000_000 + b"<MessageId>")
+
+    outcomes = einvoice_exchange.import_receipts([("ricevute.zip", zip_of([(name, padded)]))])
+    db.session.commit()
+
+    assert [(outcome.file_name, outcome.status) for outcome in outcomes] == [(name, "error")]
+    assert einvoice_state(invoice.id) is None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(EInvoiceReceipt)) == 0
+
+
+def test_a_zip_stops_when_its_files_pass_the_total_budget(invoice, client, monkeypatch):
+    other = db.session.get(
+        Invoice, posted_invoice(client, bearer("back_office"), billing_customer("Beta Srl", vat_number="00488410010"))
+    )
+    first, second = receipt_file(invoice, "RicevutaConsegna", "RC"), receipt_file(other, "RicevutaConsegna", "RC")
+    monkeypatch.setattr(einvoice_exchange, "MAX_ZIP_BYTES", len(first[1]) + len(second[1]) // 2)
+
+    outcomes = einvoice_exchange.import_receipts([("ricevute.zip", zip_of([first, second], zipfile.ZIP_STORED))])
+    db.session.commit()
+
+    assert [(outcome.file_name, outcome.status) for outcome in outcomes] == [
+        (first[0], "imported"),
+        ("ricevute.zip", "error"),
+    ]
+    assert (einvoice_state(invoice.id), einvoice_state(other.id)) == ("delivered", None)
+
+
+def test_the_invoice_page_says_the_public_body_outcome_in_words(app):
+    api = app.test_client()
+    with app.app_context():
+        add_company()
+        invoice = db.session.get(Invoice, posted_invoice(api, bearer("dealer_admin"), billing_customer()))
+        einvoice_exchange.import_receipts(
+            [
+                receipt_file(invoice, "RicevutaConsegna", "RC"),
+                receipt_file(invoice, "NotificaEsito", "NE", outcome="EC02"),
+            ]
+        )
+        db.session.commit()
+        invoice_id = invoice.id
+    office = logged_in(app, "office@rossi.example", "back_office")
+
+    page = office.get(f"/admin/invoicing_invoices_admin/{invoice_id}").get_data(as_text=True)
+
+    with app.test_request_context(), force_locale("it"):
+        refused = str(escape(str(einvoice_exchange.OUTCOME_LABELS["EC02"])))
+    assert f'<span data-outcome="EC02">{refused}</span>' in page
+    assert ">EC02<" not in page

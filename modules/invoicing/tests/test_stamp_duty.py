@@ -11,8 +11,9 @@ from flask_babel import gettext as _
 from core import vat_codes
 from core.db import db
 from core.settings import set_setting
-from modules.invoicing import services
+from modules.invoicing import fatturapa, fatturapa_rules, services
 from modules.invoicing.models import Invoice
+from modules.invoicing.tests.fatturapa_schema import validate
 from modules.invoicing.tests.support import (
     add_company,
     billing_customer,
@@ -115,15 +116,28 @@ def test_a_credit_note_of_a_stamped_invoice_credits_its_stamp_line_and_adds_none
     assert note["total"] == invoice["total"] == "102.00"
 
 
-def test_a_partial_credit_note_above_the_threshold_owes_its_own_stamp(client, staff, customer):
+def test_credit_notes_in_two_parts_credit_what_was_billed_and_add_no_stamp_line(client, staff, customer):
     invoice = posted(client, staff, customer, [manual_line("100.00", "N4"), manual_line("90.00", "N4")])
-    first = invoice["lines"][0]["id"]
+    first, second, stamp = (line["id"] for line in invoice["lines"])
 
-    response = client.post(f"/api/v1/invoices/{invoice['id']}/credit-notes", json={"line_ids": [first]}, headers=staff)
-    note = post_invoice(client, staff, response.get_json()["id"])
+    notes = []
+    for line_ids in ([first], [second, stamp]):
+        response = client.post(
+            f"/api/v1/invoices/{invoice['id']}/credit-notes", json={"line_ids": line_ids}, headers=staff
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        notes.append(post_invoice(client, staff, response.get_json()["id"]))
 
-    assert note["stamp_duty"] == "2.00" and stamp_lines(note) == [("2.00", "N1", "N1")]
-    assert note["total"] == "102.00"
+    assert invoice["total"] == "192.00"
+    assert [note["total"] for note in notes] == ["100.00", "92.00"]
+    # Each part states its own DatiBollo (its exempt amount is above 77.47); the stamp line is credited only once.
+    assert [note["stamp_duty"] for note in notes] == ["2.00", "2.00"]
+    assert [len(stamp_lines(note)) for note in notes] == [0, 1]
+    for note in notes:
+        xml = fatturapa.build(db.session.get(Invoice, note["id"]))
+        validate(xml)
+        assert fatturapa_rules.check(xml) == []
+        assert b"<ImportoBollo>2.00</ImportoBollo>" in xml
 
 
 class Line:

@@ -171,6 +171,17 @@ def test_bad_cig_cup_and_order_fields_are_named_and_nothing_is_written(client, s
     assert count_contracts() == 0
 
 
+def test_a_bad_cig_reads_the_same_on_a_contract_and_on_an_invoice_typed_in_by_hand(client, staff, customer):
+    line = {"description": "Assistenza", "quantity": "1", "unit_price": "10.00", "vat_code": "22"}
+    invoice = {"customer_id": customer.id, "lines": [line], "cig": "Z1A2B3C4D", "cup": "J12H3400056000"}
+
+    on_contract = problem_fields(post(client, staff, body(customer.id, cig="Z1A2B3C4D", cup="J12H3400056000")))
+    on_invoice = problem_fields(client.post("/api/v1/invoices", json=invoice, headers=staff))
+
+    assert (on_contract["cig"], on_contract["cup"]) == (on_invoice["cig"], on_invoice["cup"])
+    assert "10" in on_contract["cig"] and "15" in on_contract["cup"]
+
+
 # Back-office form
 
 

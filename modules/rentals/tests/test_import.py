@@ -254,3 +254,24 @@ def test_import_page_lists_every_column_with_what_to_write_in_it(dealer):
     assert "Choose one of: in_stock, installed, in_repair, retired" in page
     assert "<code>bw 9000 pooled 5000@0.010 0.008; color 200 0.09</code>" in page
     assert 'href="/admin/rentals_import/template/contracts.csv"' in page
+
+
+def test_contracts_import_their_vat_code_and_public_procurement_references(db_session):
+    add_customer("Comune di Lodi", vat_number="23456780016")
+    columns = "customer,start_date,fee,vat_code,cig,cup,order_kind,order_reference,order_date"
+    good = "23456780016,2026-01-01,90.00,10,z4a3b2c1d0,,order,Det. 44/2026,2025-12-15"
+    bad = "23456780016,2026-01-01,90.00,N2,Z4A3B2C1D,,,,"
+
+    failed = imports.import_contracts("\n".join([columns, good, bad]), commit=True)
+
+    assert {(row, column) for row, column, _message in failed.errors} == {(3, "vat_code"), (3, "cig")}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Contract)) == 0
+
+    assert imports.import_contracts("\n".join([columns, good]), commit=True).written == 1
+    contract = db.session.scalar(sa.select(Contract))
+    assert (contract.vat_code, contract.vat_rate, contract.cig) == ("10", 10, "Z4A3B2C1D0")
+    assert (contract.order_kind, contract.order_reference, str(contract.order_date)) == (
+        "order",
+        "Det. 44/2026",
+        "2025-12-15",
+    )
