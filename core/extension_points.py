@@ -50,6 +50,22 @@ class BillableSource(Protocol):
 
 
 @runtime_checkable
+class ChunkPreparer(Protocol):
+    """Optional method of a BillableSource: read what a chunk of customers needs in a few queries, once.
+
+    A billing run calls it before billing the chunk's customers one by one; the source may then answer
+    `billable_lines` for them from what it read. It must not write, and what it keeps must not outlive the chunk
+    (`forget_chunk`) nor answer for data written since.
+    """
+
+    def prepare_chunk(self, customer_ids: list[int], as_of: dt.date) -> None:
+        """Read ahead for these customers as of `as_of`; must not write."""
+
+    def forget_chunk(self) -> None:
+        """Drop what `prepare_chunk` kept."""
+
+
+@runtime_checkable
 class MissingReadingsReporter(Protocol):
     """Optional second method of a BillableSource: what it could not bill for lack of readings.
 

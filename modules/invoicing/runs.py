@@ -14,13 +14,20 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from core import clock, jobs
 from core.db import db, utcnow
-from core.extension_points import BILLABLE_SOURCE, BillableLine, MissingReadingsReporter, implementations
+from core.extension_points import (
+    BILLABLE_SOURCE,
+    BillableLine,
+    ChunkPreparer,
+    MissingReadingsReporter,
+    implementations,
+)
 from core.models import JobRecord, Partner
 from core.outbox import mail_language
 from core.settings import get_setting
@@ -227,6 +234,23 @@ def _settle(run_id: int, customer_ids: list[int], outcome: str) -> None:
     db.session.execute(sa.update(BillingRun).where(BillingRun.id == run_id).values(**values))
 
 
+def _prepare_chunk(run: BillingRun, customer_ids: list[int]) -> list[ChunkPreparer]:
+    """Let each source that can read ahead for the chunk; one that fails answers customer by customer instead."""
+    prepared = []
+    for source in implementations(BILLABLE_SOURCE):
+        if not isinstance(source, ChunkPreparer):
+            continue
+        try:
+            source.prepare_chunk(customer_ids, run.as_of)
+        except Exception:  # reading ahead is an optimisation: billable_lines still answers each customer alone
+            db.session.rollback()
+            source.forget_chunk()
+            current_app.logger.exception("%s could not prepare a chunk of run %s", source.name, run.id)
+            continue
+        prepared.append(source)
+    return prepared
+
+
 def bill_chunk(run_id: int, customer_ids: list[int]) -> None:
     """Bill each customer of a chunk in its own transaction; the run's status follows its chunks (`_settle`)."""
     _settle(run_id, customer_ids, "running")
@@ -239,6 +263,7 @@ def bill_chunk(run_id: int, customer_ids: list[int]) -> None:
             )
         )
     )
+    preparers = _prepare_chunk(run, [customer_id for customer_id in customer_ids if customer_id not in finished])
     try:
         for customer_id in customer_ids:
             if customer_id in finished:
@@ -256,6 +281,9 @@ def bill_chunk(run_id: int, customer_ids: list[int]) -> None:
         _settle(run_id, customer_ids, "failed")
         db.session.commit()
         raise
+    finally:
+        for source in preparers:
+            source.forget_chunk()
     _settle(run_id, customer_ids, "finished")
     db.session.commit()
 

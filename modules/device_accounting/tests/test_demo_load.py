@@ -10,6 +10,7 @@ from collections import Counter
 from decimal import Decimal
 
 import sqlalchemy as sa
+import time_machine
 
 from core import clock
 from core.db import db
@@ -148,6 +149,7 @@ def test_demo_has_a_print_server_and_held_jobs_waiting_one_about_to_expire(app):
 
 
 def test_demo_loads_in_seconds_and_a_second_load_adds_nothing(app):
+    loaded_at = dt.datetime.now(dt.UTC)
     _load(app)  # core and every module, device accounting after rentals (its devices and customers come first)
     with app.app_context():
         models = (Transaction, PrintUser, Card, Quota, Refund, PriceList, PrintServer, HeldJob, PrintDelegate)
@@ -157,7 +159,9 @@ def test_demo_loads_in_seconds_and_a_second_load_adds_nothing(app):
         order = list(loaders)
         assert order.index("rentals") < order.index("device_accounting")
         started = time.monotonic()
-        loaders["device_accounting"]()
+        # Loaded again as of the first load's moment: a job that ended in between is new activity, not a duplicate.
+        with time_machine.travel(loaded_at, tick=False):
+            loaders["device_accounting"]()
         again = time.monotonic() - started
         assert {model: _count(model) for model in counts} == counts
         assert db.session.scalars(sa.select(Balance.balance).order_by(Balance.id)).all() == ledger
