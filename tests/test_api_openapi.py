@@ -169,12 +169,10 @@ def _demo_dealer() -> dict[str, int]:
     import sqlalchemy as sa
     from flask import current_app
 
-    from core.demo import load_core_demo
     from modules.invoicing.runs import create_run, launch_run
+    from tests.demo_snapshot import load_demo
 
-    load_core_demo()
-    for _module, loader in current_app.extensions["copydesk"].demo_loaders:
-        loader()
+    load_demo(current_app)
     run = create_run(dt.date.today())
     db_session = sa.orm.object_session(run)
     db_session.commit()

@@ -23,6 +23,7 @@ from core.models import User
 from modules.invoicing import runs, services
 from modules.invoicing.models import Invoice
 from tests.auth_support import login
+from tests.demo_snapshot import load_demo
 
 ROWS_PER_VIEW = 2
 LINKS_PER_PAGE = 3
@@ -237,8 +238,7 @@ def _problems(app, url: str, view, html: str, records: dict[str, set], linkable:
 
 @pytest.fixture
 def italian_dealer(app):
-    loaded = app.test_cli_runner().invoke(args=["demo", "load"])
-    assert loaded.exit_code == 0, loaded.output
+    load_demo(app)
     with app.app_context():
         # A billing run with one draft posted, so runs, drafts, posted invoices and their lines are scanned too.
         run = runs.create_run(clock.today())

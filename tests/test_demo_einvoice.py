@@ -17,6 +17,7 @@ from core.models import Partner
 from modules.invoicing import fatturapa
 from modules.invoicing.models import Invoice
 from modules.invoicing.tests.fatturapa_schema import validate
+from tests.demo_snapshot import load_demo
 
 NOW = dt.datetime(2026, 12, 1, 11, 0, tzinfo=dt.UTC)
 SCHOOL = "Istituto Comprensivo Giuseppe Mazzini"
@@ -25,8 +26,7 @@ SCHOOL = "Istituto Comprensivo Giuseppe Mazzini"
 @pytest.fixture
 def demo(app):
     with time_machine.travel(NOW, tick=False):
-        loaded = app.test_cli_runner().invoke(args=["demo", "load"])
-        assert loaded.exit_code == 0, loaded.output
+        load_demo(app, at=NOW)
         with app.app_context():
             yield app
 

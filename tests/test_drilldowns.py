@@ -13,6 +13,7 @@ import time_machine
 from core.db import db
 from core.models import Company, Partner
 from tests.auth_support import csrf_token, login, make_user
+from tests.demo_snapshot import load_demo
 
 # The demo as a dealer meets it on 1 December: October and November of Academia Cervantes's contract wait for readings.
 NOW = dt.datetime(2026, 12, 1, 11, 0, tzinfo=dt.UTC)
@@ -21,7 +22,7 @@ NOW = dt.datetime(2026, 12, 1, 11, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def demo(app):
     with time_machine.travel(NOW, tick=False):
-        assert app.test_cli_runner().invoke(args=["demo", "load"]).exit_code == 0
+        load_demo(app, at=NOW)
         yield app
 
 

@@ -28,6 +28,7 @@ from modules.accounting.models import (
 )
 from modules.invoicing import services
 from modules.invoicing.models import Invoice
+from tests.demo_snapshot import load_demo
 
 NOVEMBER = dt.date(2026, 11, 1)
 
@@ -41,9 +42,7 @@ def counts() -> dict[str, int]:
 
 @pytest.fixture
 def demo_books(app):
-    loaded = app.test_cli_runner().invoke(args=["demo", "load"])
-    assert loaded.exit_code == 0, loaded.output
-    assert "demo data loaded: accounting" in loaded.output
+    assert "demo data loaded: accounting" in load_demo(app)
     with app.app_context():
         yield app
 

@@ -23,12 +23,12 @@ from modules.device_accounting.models import (
 )
 from modules.device_accounting.tests import admin_support as s
 from tests.auth_support import login
+from tests.demo_snapshot import load_demo
 
 
 @pytest.fixture
 def demo(app):
-    loaded = app.test_cli_runner().invoke(args=["demo", "load"])
-    assert loaded.exit_code == 0, loaded.output
+    load_demo(app)
     with app.app_context():
         admin = db.session.scalar(sa.select(User).where(User.email == "admin@copydesk.local"))
         admin.language = "it"

@@ -18,6 +18,7 @@ from modules.metering_channels.imap_poll import PURPOSE
 from modules.metering_channels.models import CounterEmail, Mailbox, SnmpDevice, SnmpPoll
 from modules.metering_channels.snmp import unseal_secret
 from modules.rentals.models import Device
+from tests.demo_snapshot import load_demo
 
 
 def counts() -> dict[str, int]:
@@ -29,9 +30,7 @@ def counts() -> dict[str, int]:
 
 @pytest.fixture
 def demo_app(app):
-    loaded = app.test_cli_runner().invoke(args=["demo", "load"])
-    assert loaded.exit_code == 0, loaded.output
-    assert "demo data loaded: metering_channels" in loaded.output
+    assert "demo data loaded: metering_channels" in load_demo(app)
     with app.app_context():
         yield app
 
