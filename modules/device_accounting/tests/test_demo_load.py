@@ -31,6 +31,7 @@ from modules.device_accounting.models import (
     Refund,
     Transaction,
 )
+from tests.demo_snapshot import load_demo
 
 CUSTOMERS = ("Studio Legale Bianchi", "Farmacia San Marco Srl")
 
@@ -47,7 +48,7 @@ def _count(model, *where) -> int:
 
 
 def test_demo_gives_two_customers_people_quotas_prices_and_three_months_of_jobs(app):
-    _load(app)
+    load_demo(app)
     with app.app_context():
         ids = dict(db.session.execute(sa.select(Partner.name, Partner.id).where(Partner.name.in_(CUSTOMERS))).all())
         for name in CUSTOMERS:
@@ -73,7 +74,7 @@ def test_demo_gives_two_customers_people_quotas_prices_and_three_months_of_jobs(
 
 
 def test_demo_jobs_are_three_months_of_working_hours_mostly_print_and_copy(app):
-    _load(app)
+    load_demo(app)
     with app.app_context():
         jobs = db.session.scalars(sa.select(Transaction)).all()
         assert 1500 <= len(jobs) <= 3000
@@ -99,7 +100,7 @@ def test_demo_jobs_are_three_months_of_working_hours_mostly_print_and_copy(app):
 
 
 def test_demo_balances_equal_their_ledger_and_reports_their_jobs(app):
-    _load(app)
+    load_demo(app)
     with app.app_context():
         for balance in db.session.scalars(sa.select(Balance)):
             assert quotas.recompute(balance) == balance.balance
