@@ -16,7 +16,7 @@ from wtforms import FileField
 from wtforms import ValidationError as FormValidationError
 from wtforms.validators import NumberRange
 
-from core import labels, vat_codes
+from core import images, labels, vat_codes
 from core.admin import SecuredModelView, model_view
 from core.models import Company, Partner, PartnerContact
 from core.validation import Checker
@@ -319,6 +319,8 @@ def _logo_validator(form, field):
     upload.seek(0)
     if len(content) > LOGO_MAX_BYTES:
         raise FormValidationError(_("The logo must be smaller than 1 MB"))
+    if not images.readable(content):
+        raise FormValidationError(_("The logo must be a PNG or JPEG image"))
 
 
 class CompanyView(SecuredModelView):
@@ -334,8 +336,8 @@ class CompanyView(SecuredModelView):
     def on_model_change(self, form, model, is_created):
         upload = form.logo_upload.data
         if upload and getattr(upload, "filename", ""):
-            model.logo = upload.read()
-            model.logo_mimetype = upload.mimetype
+            # Stored at the size it is printed at (images.LOGO_MAX_SIZE): each PDF lays out a small image.
+            model.logo, model.logo_mimetype = images.fit(upload.read(), upload.mimetype)
 
     form_args = {
         "vat_number": {"validators": [_vat_validator]},

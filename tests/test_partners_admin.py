@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import io
 
+import pytest
 import sqlalchemy as sa
+from PIL import Image
 
 from core.db import db
 from core.models import Company, Partner
 from tests.auth_support import csrf_token, login, make_user
 
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
-    b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
-)
+
+def _png(size: tuple[int, int] = (1, 1), mode: str = "RGBA", colour=(200, 30, 30, 255)) -> bytes:
+    output = io.BytesIO()
+    Image.new(mode, size, colour).save(output, format="PNG")
+    return output.getvalue()
+
+
+PNG = _png()
 
 
 def staff_client(app, role="dealer_admin"):
@@ -80,3 +86,44 @@ def test_company_logo_upload_is_stored_and_a_wrong_type_refused(app):
     with app.app_context():
         company = db.session.scalar(sa.select(Company))
         assert (company.logo, company.logo_mimetype) == (PNG, "image/png")
+
+
+def _upload_logo(app, content: bytes):
+    """A new company record saved with this PNG as its logo, by a staff user: the response."""
+    client = staff_client(app)
+    url = "/admin/core_company/new/"
+    base = {"name": "Copyservice Srl", "country": "IT", "tax_regime": "RF01"}
+    logo = (io.BytesIO(content), "logo.png", "image/png")
+    data = {"csrf_token": csrf_token(client, url), **base, "logo_upload": logo}
+    return client.post(url, data=data, content_type="multipart/form-data")
+
+
+def _bomb() -> bytes:
+    """A 10,000 x 10,000 PNG of one colour: a few hundred kilobytes that decode to 100 megapixels."""
+    output = io.BytesIO()
+    Image.new("1", (10_000, 10_000), 1).save(output, format="PNG", optimize=True)
+    return output.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [_png((40, 20))[:-30], _bomb()],
+    ids=["truncated", "decompression-bomb"],
+)
+def test_a_damaged_or_oversized_logo_is_refused_on_the_form_and_nothing_is_saved(app, content):
+    refused = _upload_logo(app, content)
+    assert refused.status_code == 200
+    assert "PNG or JPEG" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(Company)) is None
+
+
+def test_a_large_16_bit_grey_logo_is_stored_scaled_and_still_grey_not_white(app):
+    grey = _png((1500, 500), mode="I;16", colour=20_000)  # about 30% of white
+    saved = _upload_logo(app, grey)
+    assert saved.status_code == 302
+    with app.app_context():
+        company = db.session.scalar(sa.select(Company))
+        stored = Image.open(io.BytesIO(company.logo))
+        assert stored.size == (600, 200)
+        assert stored.convert("L").getpixel((300, 100)) == 20_000 // 256

@@ -3,11 +3,16 @@
 xhtml2pdf lays long tables out slowly (its cost grows faster than the row count), so lines are printed in tables of
 ROWS_PER_TABLE rows each. A posted document's PDF is rendered once, by the delivery job, and stored: the copy the
 customer downloads is the one that was emailed.
+
+The footer's "page X/Y" is laid out in one pass: xhtml2pdf's <pdf:pagecount/> lays the whole document out twice, so
+the footer prints a mark for Y and the mark is replaced by the page count in the PDF's page streams (see
+`stamp_page_count`). The logo is printed scaled to its printed size (core.images), scaled once per process.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import io
 import unicodedata
@@ -18,9 +23,11 @@ from typing import Any
 from flask import render_template
 from flask_babel import force_locale, format_date, format_decimal
 from flask_babel import gettext as _
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import NameObject
 from xhtml2pdf import pisa
 
-from core import procurement
+from core import images, procurement
 from core.db import db
 from core.models import Company, Partner
 from core.outbox import mail_language
@@ -32,6 +39,9 @@ from modules.invoicing.services import amount_due, vat_rows
 ROWS_PER_TABLE = 30
 DEFAULT_UNIT = "pz"  # core.extension_points.BillableLine's default
 LOGO_TYPES = ("image/png", "image/jpeg", "image/gif")
+# Printed where the page count goes, then replaced in each page's content stream: as wide as two digits in Helvetica,
+# and the whole of its text run, since the page number before it is a run of its own ("(/##) Tj").
+PAGE_COUNT_MARK = "##"
 
 
 class PdfError(Exception):
@@ -116,14 +126,23 @@ def _usage_groups(invoice: Invoice) -> list[dict[str, Any]]:
     ]
 
 
-def _logo(company: Company | None) -> str | None:
+def logo_uri(company: Company | None, scaled: bool = True) -> str | None:
+    """The dealer's logo as a data URI, scaled to its printed size unless `scaled` is false (as stored)."""
     if company is None or not company.logo or company.logo_mimetype not in LOGO_TYPES:
         return None
-    return f"data:{company.logo_mimetype};base64,{base64.b64encode(company.logo).decode()}"
+    content, mimetype = company.logo, company.logo_mimetype
+    if scaled:
+        content, mimetype = images.fit_cached(content, mimetype)
+    return f"data:{mimetype};base64,{base64.b64encode(content).decode()}"
 
 
-def render_html(invoice: Invoice) -> str:
-    """The document as the HTML xhtml2pdf lays out, in the customer's language."""
+def customer_locale(invoice: Invoice) -> contextlib.AbstractContextManager:
+    """The customer's language, which the document is written in."""
+    return force_locale(mail_language(invoice.customer.language))
+
+
+def document_context(invoice: Invoice, page_count: str = PAGE_COUNT_MARK) -> dict[str, Any]:
+    """What the template prints, inside `customer_locale(invoice)`; `page_count` is the footer's Y of "page X/Y"."""
     company = db.session.scalar(db.select(Company).order_by(Company.id).limit(1))
 
     def money(value: Decimal) -> str:
@@ -138,41 +157,83 @@ def render_html(invoice: Invoice) -> str:
     def date(value: dt.date | None) -> str:
         return format_date(value, "short") if value else ""
 
-    with force_locale(mail_language(invoice.customer.language)):
-        rows = vat_rows(invoice.lines)
-        return render_template(
-            "invoicing/pdf/invoice.html",
-            invoice=invoice,
-            title=document_title(invoice),
-            company=company,
-            customer=invoice.customer,
-            logo=_logo(company),
-            line_chunks=chunks(list(invoice.lines)),
-            vat_rows=rows,
-            reverse_charge=any(is_reverse_charge(row.nature) for row in rows),
-            courtesy_copy=courtesy_copy(invoice, company),
-            province=shows_province,
-            payment_method=payment_method(invoice),
-            payment_method_text=payment_method_text,
-            instalments=instalments(invoice),
-            amount_due=amount_due(invoice),
-            order_reference=order_reference_text(invoice, date),
-            usage=[{**group, "chunks": chunks(group["lines"])} for group in _usage_groups(invoice)],
-            money=money,
-            number=number,
-            vat=vat_display,
-            unit=unit_name,
-            notes=contract_notes(invoice),
-            date=date,
-        )
+    rows = vat_rows(invoice.lines)
+    return dict(
+        invoice=invoice,
+        title=document_title(invoice),
+        company=company,
+        customer=invoice.customer,
+        logo=logo_uri(company),
+        page_count=page_count,
+        line_chunks=chunks(list(invoice.lines)),
+        vat_rows=rows,
+        reverse_charge=any(is_reverse_charge(row.nature) for row in rows),
+        courtesy_copy=courtesy_copy(invoice, company),
+        province=shows_province,
+        payment_method=payment_method(invoice),
+        payment_method_text=payment_method_text,
+        instalments=instalments(invoice),
+        amount_due=amount_due(invoice),
+        order_reference=order_reference_text(invoice, date),
+        usage=[{**group, "chunks": chunks(group["lines"])} for group in _usage_groups(invoice)],
+        money=money,
+        number=number,
+        vat=vat_display,
+        unit=unit_name,
+        notes=contract_notes(invoice),
+        date=date,
+    )
 
 
-def render_pdf(invoice: Invoice) -> bytes:
+def render_html(invoice: Invoice, page_count: str = PAGE_COUNT_MARK) -> str:
+    """The document as the HTML xhtml2pdf lays out, in the customer's language."""
+    with customer_locale(invoice):
+        return render_template("invoicing/pdf/invoice.html", **document_context(invoice, page_count))
+
+
+def _lay_out(invoice: Invoice, html: str) -> bytes:
     output = io.BytesIO()
-    result = pisa.CreatePDF(render_html(invoice), dest=output, encoding="utf-8")
+    result = pisa.CreatePDF(html, dest=output, encoding="utf-8")
     if result.err:
         raise PdfError(f"invoice {invoice.id}: xhtml2pdf reported {result.err} error(s)")
     return output.getvalue()
+
+
+def stamp_page_count(content: bytes, mark: str = PAGE_COUNT_MARK) -> bytes | None:
+    """The PDF with the footer's page count mark replaced by the number of pages; None when a page lacks the mark.
+
+    The footer is painted first on each page, so the first `(/mark) Tj` of a page's content stream is the footer's.
+    """
+    reader = PdfReader(io.BytesIO(content))
+    old = f"(/{mark}) Tj".encode()
+    new = f"(/{len(reader.pages)}) Tj".encode()
+    writer = PdfWriter(clone_from=reader)
+    for page in writer.pages:
+        stream = page.get("/Contents")
+        stream = stream.get_object() if stream is not None else None
+        if stream is None or not hasattr(stream, "get_data"):
+            return None
+        data = stream.get_data()
+        if old not in data:
+            return None
+        # ReportLab writes [/ASCII85Decode /FlateDecode]; pypdf writes back Flate alone.
+        stream.pop(NameObject("/DecodeParms"), None)
+        stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+        stream.set_data(data.replace(old, new, 1))
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()
+
+
+def render_pdf(invoice: Invoice) -> bytes:
+    """The PDF, laid out once; laid out again with the page count written in only if stamping it fails."""
+    content = _lay_out(invoice, render_html(invoice))
+    stamped = stamp_page_count(content)
+    if stamped is not None:
+        return stamped
+    # The page count takes no room of the body's (the footer is a frame of its own): the pages stay as many.
+    pages = len(PdfReader(io.BytesIO(content)).pages)
+    return _lay_out(invoice, render_html(invoice, page_count=str(pages)))
 
 
 def stored_pdf(invoice: Invoice) -> InvoicePdf:
