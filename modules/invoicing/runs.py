@@ -1,10 +1,11 @@
 """Billing runs: ask every enabled BillableSource for each customer's lines as of a date, one draft per contract.
 
 A run is split into chunks of customers, each a background job with a deterministic id (`billing-run:<id>:<n>`).
-Each customer is billed in its own transaction, each contract of it in a savepoint: a source that fails, or a line
-that another run billed at the same moment (the UNIQUE billed ref), is recorded on the run and the others go on.
-Running a run again, or two runs at once, bills nothing twice: lines whose (source, source_ref) is already billed
-are skipped, and a concurrent insert of the same ref fails on the constraint and rolls back only that contract.
+Each customer is billed in its own transaction, its drafts stored together in a savepoint (a few statements for all
+of them): a source that fails, or a line that another run billed at the same moment (the UNIQUE billed ref), is
+recorded on the run and the others go on. Running a run again, or two runs at once, bills nothing twice: lines whose
+(source, source_ref) is already billed are skipped, and a concurrent insert of the same ref fails on the constraint:
+the customer's drafts are then stored again contract by contract, each in a savepoint, and only that one is undone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from core.outbox import mail_language
 from core.settings import get_setting
 from core.validation import ValidationError
 from modules.invoicing.models import BillingRun, Invoice, RunCustomer, RunIssue
-from modules.invoicing.services import billed_keys, create_draft
+from modules.invoicing.services import billed_keys, create_draft, create_drafts
 
 DEFAULT_CHUNK_SIZE = 50
 DEFAULT_MAX_AS_OF_DAYS_AHEAD = 31
@@ -130,13 +131,11 @@ def _group_by_invoice(lines: list[BillableLine]) -> dict[int | None, list[Billab
     return groups
 
 
-def _bill_group(
+def _due(
     run: BillingRun, customer_id: int, contract_id: int | None, lines: list[BillableLine], already: set[tuple[str, str]]
-) -> None:
-    """Draft one invoice of the lines not `already` billed, in a savepoint: a conflict or bad line undoes only it."""
+) -> list[BillableLine]:
+    """The lines of one draft: those not `already` billed, at most `invoicing.max_lines_per_draft` (else an issue)."""
     new = [line for line in lines if (line.source, line.source_ref) not in already]
-    if not new:
-        return
     most = int(get_setting("invoicing.max_lines_per_draft", DEFAULT_MAX_LINES_PER_DRAFT))
     if len(new) > most:
         message = _(
@@ -147,19 +146,46 @@ def _bill_group(
         )
         _issue(run.id, "error", customer_id, message, contract_id=contract_id)
         new = new[:most]
+    return new
+
+
+def _conflict(run: BillingRun, customer_id: int, contract_id: int | None) -> None:
+    message = _("Not billed: another run billed some of these lines at the same time; run again to bill the rest.")
+    _issue(run.id, "error", customer_id, message, contract_id=contract_id)
+
+
+def _bill_group(run: BillingRun, customer_id: int, contract_id: int | None, lines: list[BillableLine]) -> None:
+    """Draft one invoice of `lines` in a savepoint: a conflict or bad line undoes only it."""
     savepoint = db.session.begin_nested()
     try:
-        create_draft(customer_id, new, contract_id=contract_id, billing_run_id=run.id)
+        create_draft(customer_id, lines, contract_id=contract_id, billing_run_id=run.id)
     except IntegrityError:
         savepoint.rollback()
-        message = _("Not billed: another run billed some of these lines at the same time; run again to bill the rest.")
-        _issue(run.id, "error", customer_id, message, contract_id=contract_id)
+        _conflict(run, customer_id, contract_id)
         return
     except ValidationError as error:
         savepoint.rollback()
         _issue(run.id, "error", customer_id, str(error), contract_id=contract_id)
         return
     savepoint.commit()
+
+
+def _bill_drafts(run: BillingRun, customer_id: int, drafts: list[tuple[int | None, list[BillableLine]]]) -> None:
+    """Store a customer's drafts together in one savepoint; when another run billed one of their lines meanwhile (the
+    UNIQUE billed ref), undo that and store them contract by contract, so only the conflicting one is left out."""
+    if len(drafts) > 1:
+        savepoint = db.session.begin_nested()
+        try:
+            _invoices, errors = create_drafts(customer_id, drafts, billing_run_id=run.id)
+        except IntegrityError:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+            for contract_id, error in errors.items():
+                _issue(run.id, "error", customer_id, str(error), contract_id=contract_id)
+            return
+    for contract_id, lines in drafts:
+        _bill_group(run, customer_id, contract_id, lines)
 
 
 def _ask_sources(run: BillingRun, customer_id: int) -> tuple[list[BillableLine], list[dict[str, Any]]]:
@@ -185,8 +211,11 @@ def bill_customer(run: BillingRun, customer: Partner) -> None:
         fields = {key: item.get(key) for key in ("contract_id", "device_id", "meter", "period_start", "period_end")}
         _issue(run.id, "missing", customer.id, **fields)
     already = billed_keys((line.source, line.source_ref) for line in lines)
-    for contract_id, group in _group_by_invoice(lines).items():
-        _bill_group(run, customer.id, contract_id, group, already)
+    drafts = [
+        (contract_id, _due(run, customer.id, contract_id, group, already))
+        for contract_id, group in _group_by_invoice(lines).items()
+    ]
+    _bill_drafts(run, customer.id, [(contract_id, new) for contract_id, new in drafts if new])
 
 
 def _mark_done(run_id: int, customer_id: int) -> bool:

@@ -40,7 +40,7 @@ from core.outbox import mail_language
 from core.procurement import check_procurement
 from core.sequences import format_number, next_number, peek_next
 from core.settings import get_setting
-from core.validation import Checker, fail
+from core.validation import Checker, ValidationError, fail
 from modules.invoicing.models import BilledRef, Invoice, InvoiceLine
 
 CENT = Decimal("0.01")
@@ -337,24 +337,111 @@ def create_draft(
     """
     if not lines:
         fail("lines", _("An invoice needs at least one line."))
+    references = contract_references([contract_id]) if contract_id is not None else {}
+    invoice = _new_draft(customer_id, lines, contract_id, billing_run_id, {}, references)
+    _store_drafts([invoice])
+    return invoice
+
+
+def create_drafts(
+    customer_id: int, drafts: Sequence[tuple[int | None, Sequence[BillableLine]]], billing_run_id: int | None = None
+) -> tuple[list[Invoice], dict[int | None, ValidationError]]:
+    """One draft per (contract_id, lines) of a customer, stored together in a few statements: the drafts, and the
+    ValidationError of each contract whose lines were refused (that draft is left out, the others stored).
+
+    As `create_draft`: a ref already billed fails (IntegrityError) for all of them, so the caller wraps this in a
+    savepoint and, on that error, stores them one by one to find which contract it was.
+    """
     codes: dict[tuple[Any, Any], VatCode] = {}
+    references = contract_references([cid for cid, _lines in drafts if cid is not None]) if drafts else {}
+    built: list[tuple[Invoice, list[InvoiceLine]]] = []
+    errors: dict[int | None, ValidationError] = {}
+    for contract_id, lines in drafts:
+        try:
+            built.append(_new_draft_apart(customer_id, lines, contract_id, billing_run_id, codes, references))
+        except ValidationError as error:
+            errors[contract_id] = error
+    if built:
+        _store_apart(built)
+    return [invoice for invoice, _lines in built], errors
+
+
+def _new_draft(
+    customer_id: int,
+    lines: Sequence[BillableLine],
+    contract_id: int | None,
+    billing_run_id: int | None,
+    codes: dict[tuple[Any, Any], VatCode],
+    references: dict[int, InvoiceReference],
+) -> Invoice:
+    """An unsaved draft of `lines` (checked: ValidationError names the bad field), with its contract's references."""
+    invoice, invoice_lines = _new_draft_apart(customer_id, lines, contract_id, billing_run_id, codes, references)
+    invoice.lines = invoice_lines
+    return invoice
+
+
+def _new_draft_apart(
+    customer_id: int,
+    lines: Sequence[BillableLine],
+    contract_id: int | None,
+    billing_run_id: int | None,
+    codes: dict[tuple[Any, Any], VatCode],
+    references: dict[int, InvoiceReference],
+) -> tuple[Invoice, list[InvoiceLine]]:
+    """`_new_draft` with its lines kept apart from the invoice (not yet in its `lines`), its totals set from them."""
+    if not lines:
+        fail("lines", _("An invoice needs at least one line."))
+    invoice_lines = [
+        new_line(line, position, f"lines.{position - 1}", codes) for position, line in enumerate(lines, start=1)
+    ]
     invoice = Invoice(
-        type="invoice",
-        state="draft",
-        customer_id=customer_id,
-        contract_id=contract_id,
-        billing_run_id=billing_run_id,
-        lines=[
-            new_line(line, position, f"lines.{position - 1}", codes) for position, line in enumerate(lines, start=1)
-        ],
+        type="invoice", state="draft", customer_id=customer_id, contract_id=contract_id, billing_run_id=billing_run_id
     )
     if contract_id is not None:
-        _copy_references(invoice, contract_references([contract_id]).get(contract_id))
-    compute_totals(invoice)
-    db.session.add(invoice)
+        _copy_references(invoice, references.get(contract_id))
+    summary = vat_summary(invoice_lines)  # as compute_totals: new_line has set each line's amount
+    invoice.net_total = sum((base for _rate, base, _vat in summary), Decimal("0.00"))
+    invoice.vat_total = sum((vat for _rate, _base, vat in summary), Decimal("0.00"))
+    invoice.total = invoice.net_total + invoice.vat_total
+    return invoice, invoice_lines
+
+
+def _store_drafts(invoices: Sequence[Invoice]) -> None:
+    """Insert drafts with their lines (one flush), then their billed refs and announcements."""
+    db.session.add_all(invoices)
     db.session.flush()
-    _hold_refs(invoice)
-    return invoice
+    _hold_refs(*invoices)
+
+
+# The columns of a line stored by `_store_apart` (its id comes from the database).
+_LINE_COLUMNS = [column.key for column in InvoiceLine.__table__.columns if column.key != "id"]
+
+
+def _store_apart(built: Sequence[tuple[Invoice, list[InvoiceLine]]]) -> None:
+    """Insert drafts (one flush: their ids and audit entries), all their lines in one bulk INSERT, their billed refs
+    in one INSERT ... SELECT per 500 drafts (UNIQUE: a ref billed twice fails), then announce the lines once."""
+    invoices = [invoice for invoice, _lines in built]
+    db.session.add_all(invoices)
+    db.session.flush()
+    rows = []
+    for invoice, lines in built:
+        for line in lines:
+            row = {key: getattr(line, key) for key in _LINE_COLUMNS}
+            row["invoice_id"] = invoice.id
+            rows.append(row)
+    db.session.execute(sa.insert(InvoiceLine.__table__), rows)  # the table's: every row with every column, one batch
+    ids = [invoice.id for invoice in invoices]
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        # In line order, as every run inserts them: two runs take the unique index's locks in the same order.
+        lines_of = (
+            sa.select(InvoiceLine.source, InvoiceLine.source_ref, InvoiceLine.id)
+            .where(InvoiceLine.invoice_id.in_(ids[start : start + 500]))
+            .order_by(InvoiceLine.id)
+        )
+        db.session.execute(sa.insert(BilledRef).from_select(["source", "source_ref", "line_id"], lines_of))
+    for invoice in invoices:  # read from the database when asked for
+        db.session.expire(invoice, ["lines"])
+    _announce_billed(line for _invoice, lines in built for line in lines)
 
 
 def create_manual_draft(
@@ -391,11 +478,13 @@ def create_manual_draft(
     return invoice
 
 
-def _hold_refs(invoice: Invoice) -> None:
-    """Insert the billed refs of a flushed document's lines in one statement (UNIQUE: a ref billed twice fails)."""
-    rows = [{"source": ln.source, "source_ref": ln.source_ref, "line_id": ln.id} for ln in invoice.lines]
+def _hold_refs(*invoices: Invoice) -> None:
+    """Insert the billed refs of flushed documents' lines in one statement (UNIQUE: a ref billed twice fails), then
+    announce them: each source once for all these documents."""
+    lines = [line for invoice in invoices for line in invoice.lines]
+    rows = [{"source": ln.source, "source_ref": ln.source_ref, "line_id": ln.id} for ln in lines]
     db.session.execute(sa.insert(BilledRef), rows)
-    _announce_billed(invoice.lines)
+    _announce_billed(lines)
 
 
 def _by_source(lines: Iterable[InvoiceLine]) -> dict[str, list[InvoiceLine]]:

@@ -1,7 +1,8 @@
 """Overage for invoicing: the `metering` billable source, the readings still missing, and what was billed.
 
 Reads contracts, readings, replacements and the closings already billed, hands them as plain data to `usage.py`, and
-prices the overage with `modules.rentals.periods`. Invoicing de-duplicates on `(source, source_ref)`, so every line
+prices the overage with `modules.rentals.periods`; a billing run's chunk reads its customers' contracts and readings
+at once first (`prepare_chunk`). Invoicing de-duplicates on `(source, source_ref)`, so every line
 due is returned on every run with the same reference. Each line's `extra["closings"]` carries the closings it bills;
 when invoicing takes the line it sends `core.signals.lines_billed` and `record_billed` stores them, so later runs
 keep them ("the highest value already billed"); `lines_released` (a cancelled draft, a credit note) deletes them.
@@ -32,6 +33,8 @@ SOURCE = "metering"
 BILLABLE_STATES = ("active", "suspended", "ended")
 # session.info key: a customer's usage, computed for its lines, reused by `missing_readings` until anything is written.
 _USAGE = "metering_usage"
+# session.info key: what `prepare_chunk` read for a chunk of a billing run, until `forget_chunk`.
+_CHUNK = "metering_chunk"
 _BOUNDED = 500  # ids per IN list
 
 
@@ -82,36 +85,76 @@ def _bounded(ids: set[int]) -> list[list[int]]:
 
 def load_history(contracts: list[Contract]) -> History:
     """The readings, replacements and billed closings of `contracts` and their devices."""
+    device_ids = _device_ids(contracts)
+    points, _readings = load_points(device_ids)
+    return History(points, load_replacements(device_ids), load_billed({contract.id for contract in contracts}))
+
+
+def _device_ids(contracts: list[Contract]) -> set[int]:
+    return {line.device_id for contract in contracts for line in contract.lines}
+
+
+def load_points(device_ids: set[int]) -> tuple[dict[tuple[int, str], list[rules.Point]], dict[int, set[int]]]:
+    """The counting readings of these devices as usage points per (device, meter), and their ids per device."""
     zone = clock.timezone()
     points: dict[tuple[int, str], list[rules.Point]] = defaultdict(list)
-    replacements: dict[tuple[int, str], list[rules.Replacement]] = defaultdict(list)
-    billed: dict[int, dict[tuple[int, str], dict[int, rules.Billed]]] = defaultdict(lambda: defaultdict(dict))
-    for device_ids in _bounded({line.device_id for contract in contracts for line in contract.lines}):
+    readings: dict[int, set[int]] = defaultdict(set)
+    moments: dict[dt.datetime, tuple[dt.datetime, dt.date]] = {}
+    for bounded in _bounded(device_ids):
         rows = db.session.execute(
             sa.select(
                 Reading.device_id, ReadingValue.meter, Reading.id, Reading.taken_at, Reading.status, ReadingValue.value
             )
             .join(ReadingValue, ReadingValue.reading_id == Reading.id)
-            .where(Reading.device_id.in_(device_ids), Reading.status.in_(COUNTING_STATUSES))
+            .where(Reading.device_id.in_(bounded), Reading.status.in_(COUNTING_STATUSES))
             .order_by(Reading.id)
         )
         for device_id, meter, reading_id, taken_at, status, value in rows:
-            at = as_utc(taken_at)
-            points[(device_id, meter)].append(
-                rules.Point(at.astimezone(zone).date(), value, status == "estimated", at, reading_id)
+            if taken_at not in moments:  # a reading's values share its moment, readings often too (imports)
+                at = as_utc(taken_at)
+                moments[taken_at] = at, at.astimezone(zone).date()
+            at, day = moments[taken_at]
+            points[(device_id, meter)].append(rules.Point(day, value, status == "estimated", at, reading_id))
+            readings[device_id].add(reading_id)
+    return points, readings
+
+
+def counting_readings(device_ids: set[int]) -> dict[int, set[int]]:
+    """The ids of the counting readings of these devices, per device: readings are never edited, only accepted or
+    rejected, so the same ids mean the same points."""
+    readings: dict[int, set[int]] = defaultdict(set)
+    for bounded in _bounded(device_ids):
+        rows = db.session.execute(
+            sa.select(Reading.device_id, Reading.id).where(
+                Reading.device_id.in_(bounded), Reading.status.in_(COUNTING_STATUSES)
             )
-        events = db.session.scalars(sa.select(MeterReplacement).where(MeterReplacement.device_id.in_(device_ids)))
+        )
+        for device_id, reading_id in rows:
+            readings[device_id].add(reading_id)
+    return readings
+
+
+def load_replacements(device_ids: set[int]) -> dict[tuple[int, str], list[rules.Replacement]]:
+    replacements: dict[tuple[int, str], list[rules.Replacement]] = defaultdict(list)
+    for bounded in _bounded(device_ids):
+        events = db.session.scalars(sa.select(MeterReplacement).where(MeterReplacement.device_id.in_(bounded)))
         for item in events:
             replacements[(item.device_id, item.meter)].append(
                 rules.Replacement(item.date, item.old_final, item.new_start)
             )
-    for contract_ids in _bounded({contract.id for contract in contracts}):
+    return replacements
+
+
+def load_billed(contract_ids: set[int]) -> dict[int, dict[tuple[int, str], dict[int, rules.Billed]]]:
+    """The billed closings of these contracts, per contract, (device, meter) and period index."""
+    billed: dict[int, dict[tuple[int, str], dict[int, rules.Billed]]] = defaultdict(lambda: defaultdict(dict))
+    for bounded in _bounded(contract_ids):
         rows = db.session.scalars(
-            sa.select(BilledClosing).where(BilledClosing.contract_id.in_(contract_ids)).order_by(BilledClosing.id)
+            sa.select(BilledClosing).where(BilledClosing.contract_id.in_(bounded)).order_by(BilledClosing.id)
         )
         for row in rows:
             billed[row.contract_id][(row.device_id, row.meter)].setdefault(row.period_index, _billed(row))
-    return History(points, replacements, billed)
+    return billed
 
 
 def contract_usage(
@@ -270,8 +313,11 @@ def release_billed(sender: object, source: str, source_refs: list[str], **_kwarg
 def customer_contracts(customer_id: int | None) -> list[Contract]:
     """The customer's billable contracts (every customer's with None) with their allowances, bands, lines, counters
     and devices, in a few queries."""
+    return _contracts(sa.true() if customer_id is None else Contract.customer_id == customer_id)
+
+
+def _contracts(customer: sa.ColumnElement[bool]) -> list[Contract]:
     lines = selectinload(Contract.lines)
-    customer = sa.true() if customer_id is None else Contract.customer_id == customer_id
     return list(
         db.session.scalars(
             sa.select(Contract)
@@ -289,8 +335,61 @@ def customer_contracts(customer_id: int | None) -> list[Contract]:
 def customer_usage(customer_id: int | None, as_of: dt.date) -> list[tuple[Contract, dict]]:
     """Each billable contract of the customer (of every customer with None) with its usage (`contract_usage`)."""
     contracts = customer_contracts(customer_id)
-    history = load_history(contracts)
+    chunk = _prepared(customer_id, as_of)
+    history = chunk.history(contracts) if chunk is not None else load_history(contracts)
     return [(contract, contract_usage(contract, as_of, history)) for contract in contracts]
+
+
+@dataclass
+class _Chunk:
+    """What `prepare_chunk` read for some customers as of a date: their devices' readings, used only while each
+    device's counting reading ids are still the same, and the meter types (detached: a commit expires nothing).
+
+    Contracts are read again for each customer (a few small queries): staff, renewals and devices leaving change them
+    while a chunk runs. Replacements and billed closings too (billing a customer stores its closings)."""
+
+    as_of: dt.date
+    customer_ids: frozenset[int]
+    points: dict[tuple[int, str], list[rules.Point]]
+    readings: dict[int, set[int]]
+    meters: dict[str, MeterType]
+
+    def history(self, contracts: list[Contract]) -> History:
+        device_ids = _device_ids(contracts)
+        current = counting_readings(device_ids)
+        if all(current.get(device_id, set()) == self.readings.get(device_id, set()) for device_id in device_ids):
+            points = self.points
+        else:  # readings were recorded, accepted or rejected since the chunk was prepared
+            points, _readings = load_points(device_ids)
+        return History(points, load_replacements(device_ids), load_billed({contract.id for contract in contracts}))
+
+
+def prepare_chunk(customer_ids: list[int], as_of: dt.date) -> None:
+    """Read the readings of these customers' devices for `customer_usage` (core's ChunkPreparer)."""
+    device_ids: set[int] = set()
+    for bounded in _bounded(set(customer_ids)):
+        query = (
+            sa.select(ContractLine.device_id)
+            .join(Contract, Contract.id == ContractLine.contract_id)
+            .where(Contract.customer_id.in_(bounded), Contract.state.in_(BILLABLE_STATES))
+        )
+        device_ids.update(db.session.scalars(query))
+    points, readings = load_points(device_ids)
+    meters = {meter.code: meter for meter in db.session.scalars(sa.select(MeterType))}
+    for meter in meters.values():
+        db.session.expunge(meter)
+    db.session.info[_CHUNK] = _Chunk(as_of, frozenset(customer_ids), points, dict(readings), meters)
+
+
+def forget_chunk() -> None:
+    db.session.info.pop(_CHUNK, None)
+
+
+def _prepared(customer_id: int | None, as_of: dt.date) -> _Chunk | None:
+    chunk = db.session.info.get(_CHUNK)
+    if chunk is None or customer_id is None or chunk.as_of != as_of or customer_id not in chunk.customer_ids:
+        return None
+    return chunk
 
 
 def forget_usage(session: Session, *_args: object) -> None:
@@ -314,7 +413,9 @@ class OverageSource:
 
     def billable_lines(self, customer_id: int, as_of: dt.date) -> list[BillableLine]:
         usages = customer_usage(customer_id, as_of)
-        lines = [line for contract, usage in usages for line in contract_lines(contract, as_of, usage)]
+        chunk = _prepared(customer_id, as_of)
+        texts = _Texts(chunk.meters if chunk is not None else None)
+        lines = [line for contract, usage in usages for line in contract_lines(contract, as_of, usage, texts)]
         covered = covered_periods({(line.contract_id, line.period_start) for line in lines})
         lines = [line for line in lines if (line.contract_id, line.period_start) not in covered]
         db.session.info[_USAGE] = ((customer_id, as_of), usages)
@@ -324,10 +425,20 @@ class OverageSource:
         """The periods whose overage waits for a closing reading (core's MissingReadingsReporter)."""
         return missing_readings(customer_id, as_of)
 
+    def prepare_chunk(self, customer_ids: list[int], as_of: dt.date) -> None:
+        """Read ahead for a chunk of a billing run (core's ChunkPreparer)."""
+        prepare_chunk(customer_ids, as_of)
 
-def contract_lines(contract: Contract, as_of: dt.date, usage: dict | None = None) -> list[BillableLine]:
+    def forget_chunk(self) -> None:
+        forget_chunk()
+
+
+def contract_lines(
+    contract: Contract, as_of: dt.date, usage: dict | None = None, texts: _Texts | None = None
+) -> list[BillableLine]:
     """Every overage and minimum-charge line of `contract` due by `as_of` (periods ended with their readings)."""
     usage = contract_usage(contract, as_of) if usage is None else usage
+    texts = texts or _Texts()
     result = []
     for period in ended_periods(contract, as_of):
         years = terms.escalation_years(contract.start_date, period.start)
@@ -345,6 +456,7 @@ def contract_lines(contract: Contract, as_of: dt.date, usage: dict | None = None
                 for up_to, price in allowance.band_pairs
             ]
             for pages, included, device, used in _overage(allowance, period, devices):
+                described = _describe(texts, contract, allowance, period, device, devices, used, included)
                 for band_number, (band_pages, price) in enumerate(terms.band_amounts(pages, bands), start=1):
                     amount = terms.line_amount(band_pages, price)
                     overage_total += amount
@@ -356,9 +468,7 @@ def contract_lines(contract: Contract, as_of: dt.date, usage: dict | None = None
                                 f"overage:{contract.id}:{period.index}:{allowance.meter}:"
                                 f"{device_id or 'pool'}:{band_number}"
                             ),
-                            description=_describe(
-                                contract, allowance, period, device, devices, used, included, band_number, len(bands)
-                            ),
+                            description=described + texts.band(band_number) if len(bands) > 1 else described,
                             quantity=Decimal(band_pages),
                             unit_price=price,
                             vat_rate=contract.vat_rate,
@@ -395,8 +505,8 @@ def contract_lines(contract: Contract, as_of: dt.date, usage: dict | None = None
                             "Minimum charge adjustment, contract %(number)s, %(start)s to %(end)s "
                             "(minimum %(minimum)s, fee %(fee)s, overage %(overage)s)",
                             number=contract.number,
-                            start=format_date(period.start, "short"),
-                            end=format_date(period.end, "short"),
+                            start=texts.date(period.start),
+                            end=texts.date(period.end),
                             minimum=contract.minimum_charge,
                             fee=fee,
                             overage=overage_total,
@@ -438,13 +548,44 @@ def _overage(
     return result
 
 
-def _meter_label(code: str) -> str:
-    meter = db.session.get(MeterType, code)
-    locale = get_locale()
-    return meter.label(locale.language if locale else None) if meter else code
+class _Texts:
+    """The texts of one `billable_lines` call in the current language, each formatted once: dates, meter labels."""
+
+    def __init__(self, meters: dict[str, MeterType] | None = None) -> None:
+        locale = get_locale()
+        self.language = locale.language if locale else None
+        self.estimated = _(" (estimated)")
+        # Translated once, filled in for each line (what `_` does with variables: the translation % them).
+        self.counter = _("%(serial)s %(opening)s to %(closing)s%(estimated)s")
+        self.overage = _(
+            "%(meter)s pages over the allowance, contract %(number)s, %(start)s to %(end)s: counters %(counters)s; "
+            "%(used)s pages, %(included)s included"
+        )
+        self._known = meters
+        self._dates: dict[dt.date, str] = {}
+        self._meters: dict[str, str] = {}
+        self._bands: dict[int, str] = {}
+
+    def date(self, day: dt.date) -> str:
+        if day not in self._dates:
+            self._dates[day] = format_date(day, "short")
+        return self._dates[day]
+
+    def meter(self, code: str) -> str:
+        if code not in self._meters:
+            meter = self._known.get(code) if self._known is not None else db.session.get(MeterType, code)
+            self._meters[code] = meter.label(self.language) if meter else code
+        return self._meters[code]
+
+    def band(self, band: int) -> str:
+        """The suffix of the description of band `band` of several."""
+        if band not in self._bands:
+            self._bands[band] = " " + _("(band %(band)d)", band=band)
+        return self._bands[band]
 
 
 def _describe(
+    texts: _Texts,
     contract: Contract,
     allowance: Allowance,
     period: terms.Period,
@@ -452,33 +593,27 @@ def _describe(
     devices: list[DeviceUsage],
     used: int,
     included: int,
-    band: int,
-    bands: int,
 ) -> str:
+    """The description of an overage (of each of its bands, `_Texts.band` added when there are several)."""
     counters = [
-        _(
-            "%(serial)s %(opening)s to %(closing)s%(estimated)s",
-            serial=d.serial,
-            opening=d.opening,
-            closing=d.closing,
-            estimated=_(" (estimated)") if d.estimated else "",
-        )
+        texts.counter
+        % {
+            "serial": d.serial,
+            "opening": d.opening,
+            "closing": d.closing,
+            "estimated": texts.estimated if d.estimated else "",
+        }
         for d in ([device] if device else devices)
     ]
-    text = _(
-        "%(meter)s pages over the allowance, contract %(number)s, %(start)s to %(end)s: counters %(counters)s; "
-        "%(used)s pages, %(included)s included",
-        meter=_meter_label(allowance.meter),
-        number=contract.number,
-        start=format_date(period.start, "short"),
-        end=format_date(period.end, "short"),
-        counters=", ".join(counters),
-        used=used,
-        included=included,
-    )
-    if bands > 1:
-        text += " " + _("(band %(band)d)", band=band)
-    return text
+    return texts.overage % {
+        "meter": texts.meter(allowance.meter),
+        "number": contract.number,
+        "start": texts.date(period.start),
+        "end": texts.date(period.end),
+        "counters": ", ".join(counters),
+        "used": used,
+        "included": included,
+    }
 
 
 def covered_periods(periods: set[tuple[int, dt.date]]) -> set[tuple[int, dt.date]]:

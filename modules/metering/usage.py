@@ -23,9 +23,7 @@ Choices the rules leave open:
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 from modules.rentals.periods import Period, device_active_days
 
@@ -138,8 +136,9 @@ class Scale:
         return cumulative - base + start
 
 
-def round_half_up(value: Fraction) -> int:
-    return math.floor(value + Fraction(1, 2))
+def round_ratio(numerator: int, denominator: int) -> int:
+    """`numerator / denominator` (denominator > 0) to a whole number, halves up (towards +infinity), exactly."""
+    return (2 * numerator + denominator) // (2 * denominator)
 
 
 def _end_of(day: dt.date) -> tuple[dt.date, dt.datetime]:
@@ -233,8 +232,10 @@ def meter_usage(
                 target = min(later, key=lambda p: p.order)
                 target_cumulative = scale.cumulative(target.value, target.on)
                 span = (target.on - previous_day).days
-                share = Fraction((period.end - previous_day).days, span) if span > 0 else Fraction(0)
-                interpolated = previous_cumulative + round_half_up((target_cumulative - previous_cumulative) * share)
+                share = (period.end - previous_day).days if span > 0 else 0
+                interpolated = previous_cumulative + round_ratio(
+                    (target_cumulative - previous_cumulative) * share, max(span, 1)
+                )
                 closing = Point(period.end, scale.counter(interpolated, period.end))
                 status = "interpolated"
         closing_cumulative = scale.cumulative(closing.value, closing.on)
@@ -290,5 +291,4 @@ def estimate_reading(
     days = (last.on - base.on).days
     if days <= 0:
         return None
-    average = Fraction(max(0, last.value - base.value), days)
-    return last.value + round_half_up(average * (on - last.on).days)
+    return last.value + round_ratio(max(0, last.value - base.value) * (on - last.on).days, days)

@@ -24,17 +24,36 @@ class RentalFeeSource:
     name = "rentals"
 
     def billable_lines(self, customer_id: int, as_of: dt.date) -> list[BillableLine]:
-        contracts = db.session.scalars(
-            sa.select(Contract)
-            .where(Contract.customer_id == customer_id, Contract.state.in_(BILLED_STATES), Contract.fee > 0)
-            .where(Contract.start_date <= as_of)
-            .order_by(Contract.id)
-        )
-        return [line for contract in contracts for line in fee_lines(contract, as_of)]
+        contracts = db.session.scalars(_billed_contracts(Contract.customer_id == customer_id, as_of))
+        texts = _Texts()
+        return [line for contract in contracts for line in fee_lines(contract, as_of, texts)]
 
 
-def fee_lines(contract: Contract, as_of: dt.date) -> list[BillableLine]:
+def _billed_contracts(customer: sa.ColumnElement[bool], as_of: dt.date) -> sa.Select:
+    return (
+        sa.select(Contract)
+        .where(customer, Contract.state.in_(BILLED_STATES), Contract.fee > 0)
+        .where(Contract.start_date <= as_of)
+        .order_by(Contract.id)
+    )
+
+
+class _Texts:
+    """The texts of one `billable_lines` call in the current language, each formatted once."""
+
+    def __init__(self) -> None:
+        self.unit = _("period")
+        self._dates: dict[dt.date, str] = {}
+
+    def date(self, day: dt.date) -> str:
+        if day not in self._dates:
+            self._dates[day] = format_date(day, "short")
+        return self._dates[day]
+
+
+def fee_lines(contract: Contract, as_of: dt.date, texts: _Texts | None = None) -> list[BillableLine]:
     """The fee line of every period of `contract` due by `as_of`, billed or not (invoicing skips billed refs)."""
+    texts = texts or _Texts()
     lines = []
     for period in rules.periods(contract.start_date, contract.period_months, contract.end_date, until=as_of):
         if not rules.fee_due(period, contract.fee_timing, as_of):
@@ -49,8 +68,8 @@ def fee_lines(contract: Contract, as_of: dt.date) -> list[BillableLine]:
                 description=_(
                     "Rental fee, contract %(number)s, %(start)s - %(end)s",
                     number=contract.number,
-                    start=format_date(period.start, "short"),
-                    end=format_date(period.end, "short"),
+                    start=texts.date(period.start),
+                    end=texts.date(period.end),
                 ),
                 quantity=Decimal(1),
                 unit_price=amount,
@@ -60,7 +79,7 @@ def fee_lines(contract: Contract, as_of: dt.date) -> list[BillableLine]:
                 contract_id=contract.id,
                 period_start=period.start,
                 period_end=period.end,
-                unit=_("period"),
+                unit=texts.unit,
                 extra={
                     "active_days": period.active_days,
                     "period_days": period.period_days,

@@ -1,7 +1,7 @@
 """Contract period rules: period boundaries, proration, escalation, fee timing and overage bands (billing-rules.md).
 
-Plain functions over dates, ints and Decimals; no database, no app. Arithmetic is exact (Fraction) and only the
-final value is rounded HALF_UP, so no float ever touches money.
+Plain functions over dates, ints and Decimals; no database, no app. Arithmetic is exact (integer ratios) and only
+the final value is rounded HALF_UP, so no float ever touches money.
 
 Choices the rules leave open:
 - A device's `joined` and `left` dates are both inclusive: `left` is its last day on the contract, so a device that
@@ -15,11 +15,10 @@ Choices the rules leave open:
 from __future__ import annotations
 
 import calendar
-import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from fractions import Fraction
+from functools import lru_cache
 
 from flask_babel import gettext as _
 
@@ -29,6 +28,7 @@ CENT = Decimal("0.01")
 PRICE_QUANTUM = Decimal("0.000001")
 
 Band = tuple[int | None, Decimal]
+Ratio = tuple[int, int]  # an exact value: numerator, denominator (> 0)
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,12 @@ def periods(
         raise ValueError(_("The end date %(end)s is before the start date %(start)s", end=end_date, start=start_date))
     if end_date is None and until is None:
         raise ValueError(_("An open-ended contract needs an 'until' date to list its periods"))
+    return list(_periods(start_date, period_months, end_date, until))
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _periods(start_date: date, period_months: int, end_date: date | None, until: date | None) -> tuple[Period, ...]:
+    """`periods` once checked, computed once for the same terms (a dealer's contracts share a few)."""
     last_start = min(d for d in (end_date, until) if d is not None)
     result = []
     index = 0
@@ -77,7 +83,7 @@ def periods(
             )
         )
         index += 1
-    return result
+    return tuple(result)
 
 
 def device_active_days(period: Period, joined: date, left: date | None) -> int:
@@ -93,12 +99,15 @@ def prorate_pages(included: int, active_days: int, period_days: int) -> int:
     """`included` pages for `active_days` of `period_days`, rounded to whole pages HALF_UP."""
     if included < 0:
         raise ValueError(_("Included pages must not be negative, not %(value)s", value=included))
-    return int(_round_half_up(included * _fraction_of_period(active_days, period_days), Decimal(1)))
+    _check_days(active_days, period_days)
+    return (2 * included * active_days + period_days) // (2 * period_days)
 
 
 def prorate_money(amount: Decimal, active_days: int, period_days: int) -> Decimal:
     """`amount` for `active_days` of `period_days`, rounded to 0.01 HALF_UP."""
-    return _round_half_up(_exact(amount, "amount") * _fraction_of_period(active_days, period_days), CENT)
+    _check_days(active_days, period_days)
+    numerator, denominator = _exact(amount, "amount")
+    return _round_half_up((numerator * active_days, denominator * period_days), CENT)
 
 
 def escalation_years(start_date: date, period_start: date) -> int:
@@ -119,12 +128,12 @@ def escalation_years(start_date: date, period_start: date) -> int:
 
 def escalate_fee(fee: Decimal, percent: Decimal, years: int) -> Decimal:
     """`fee` * (1 + percent/100)^years, rounded to 0.01 HALF_UP."""
-    return _round_half_up(_exact(fee, "fee") * _escalation_factor(percent, years), CENT)
+    return _round_half_up(_times(_exact(fee, "fee"), _escalation_factor(percent, years)), CENT)
 
 
 def escalate_price(price: Decimal, percent: Decimal, years: int) -> Decimal:
     """`price` * (1 + percent/100)^years, rounded to 6 decimals HALF_UP."""
-    return _round_half_up(_exact(price, "price") * _escalation_factor(percent, years), PRICE_QUANTUM)
+    return _round_half_up(_times(_exact(price, "price"), _escalation_factor(percent, years)), PRICE_QUANTUM)
 
 
 def period_fee(fee: Decimal, escalation_percent: Decimal, contract_start: date, period: Period) -> Decimal:
@@ -150,7 +159,7 @@ def validate_bands(bands: list[Band]) -> None:
         raise ValueError(_("Price bands: at least one band is required"))
     previous = 0
     for number, (up_to, price) in enumerate(bands, start=1):
-        if _exact(price, "price") < 0:
+        if _exact(price, "price")[0] < 0:
             raise ValueError(_("Price bands: band %(number)d has a negative price", number=number))
         if up_to is None:
             if number != len(bands):
@@ -183,10 +192,11 @@ def band_amounts(overage_pages: int, bands: list[Band]) -> list[tuple[int, Decim
 
 def line_amount(quantity: int, unit_price: Decimal) -> Decimal:
     """A line's amount: quantity * unit price, rounded to 0.01 HALF_UP."""
-    return _round_half_up(quantity * _exact(unit_price, "unit price"), CENT)
+    numerator, denominator = _exact(unit_price, "unit price")
+    return _round_half_up((quantity * numerator, denominator), CENT)
 
 
-def _fraction_of_period(active_days: int, period_days: int) -> Fraction:
+def _check_days(active_days: int, period_days: int) -> None:
     if period_days < 1 or not 0 <= active_days <= period_days:
         raise ValueError(
             _(
@@ -195,28 +205,49 @@ def _fraction_of_period(active_days: int, period_days: int) -> Fraction:
                 active_days=active_days,
             )
         )
-    return Fraction(active_days, period_days)
 
 
-def _escalation_factor(percent: Decimal, years: int) -> Fraction:
-    rate = _exact(percent, "escalation percent")
-    if rate < 0:
+def _escalation_factor(percent: Decimal, years: int) -> Ratio:
+    numerator, denominator = _exact(percent, "escalation percent")
+    if numerator < 0:
         raise ValueError(_("The escalation percent must not be negative, not %(value)s", value=percent))
     if years < 0:
         raise ValueError(_("Escalation years must not be negative, not %(value)s", value=years))
-    return (1 + rate / 100) ** years
+    return _power(numerator, denominator, years)
 
 
-def _exact(value: Decimal | int, name: str) -> Fraction:
+@lru_cache(maxsize=1024)
+def _power(numerator: int, denominator: int, years: int) -> Ratio:
+    """(1 + numerator / (100 * denominator)) ** years, exactly."""
+    base = 100 * denominator
+    return (base + numerator) ** years, base**years
+
+
+def _times(left: Ratio, right: Ratio) -> Ratio:
+    return left[0] * right[0], left[1] * right[1]
+
+
+def _exact(value: Decimal | int, name: str) -> Ratio:
     # Floats are refused outright: a binary float is never the amount the user typed.
     if isinstance(value, bool) or not isinstance(value, Decimal | int):
         raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}")
-    return Fraction(value)
+    if isinstance(value, int):
+        return value, 1
+    try:
+        return value.as_integer_ratio()
+    except OverflowError:  # infinity (NaN raises ValueError itself)
+        raise ValueError(f"{name} must be a finite number, not {value}") from None
 
 
-def _round_half_up(value: Fraction, quantum: Decimal) -> Decimal:
-    steps = value / Fraction(quantum)
-    rounded = math.floor(abs(steps) + Fraction(1, 2))
+def _round_half_up(value: Ratio, quantum: Decimal) -> Decimal:
+    """`value` to a multiple of `quantum` (a power of ten), halves away from zero, exactly."""
+    numerator, denominator = value
+    exponent = quantum.as_tuple().exponent
+    # steps = value / quantum = numerator * 10**-exponent / denominator
+    if exponent <= 0:
+        steps_numerator, steps_denominator = abs(numerator) * 10**-exponent, denominator
+    else:
+        steps_numerator, steps_denominator = abs(numerator), denominator * 10**exponent
+    rounded = (2 * steps_numerator + steps_denominator) // (2 * steps_denominator)
     # Built from its digits: multiplying by the quantum would round to the context's 28 digits.
-    digits = tuple(int(digit) for digit in str(rounded))
-    return Decimal((int(steps < 0 and rounded > 0), digits, quantum.as_tuple().exponent))
+    return Decimal(f"{'-' if numerator < 0 and rounded > 0 else ''}{rounded}E{exponent}")
