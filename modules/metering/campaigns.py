@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.auth.services import external_url
 from core.clock import as_utc, day_start, local_date
@@ -215,32 +217,104 @@ def _find_or_create(customer_id: int, due_date: dt.date, deadline: dt.date) -> t
 def refresh(request: ReadingRequest) -> bool:
     """Link each item to the reading that answers it (whatever channel it came by, late ones too); complete the
     request when all have one. Returns whether the request is complete."""
-    for item in request.items:
-        if item.reading is not None and item.reading.status in RECEIVED_STATUSES:
-            continue
-        item.reading_id = received_reading(item.device_id, item.since, _stay_end(item))
+    return bool(refresh_all([request]))
+
+
+def refresh_all(requests: Iterable[ReadingRequest]) -> list[ReadingRequest]:
+    """`refresh` for many requests at once, in the same few statements however many items they have: their items
+    with their readings, the contract lines' end dates, the devices' readings. Returns the complete ones, in order."""
+    requests = list(requests)
+    if not requests:
+        return []
     db.session.flush()
-    db.session.expire(request, ["items"])
-    complete = bool(request.items) and all(item.reading_id is not None for item in request.items)
-    if complete and request.status != "completed":
-        request.status = "completed"
-        request.completed_at = utcnow()
-    return complete
-
-
-def _stay_end(item: ReadingRequestItem) -> dt.date | None:
-    """The last day the item's device was on the item's contract (None: still there): a reading taken later belongs
-    to whoever has the device then, and answers none of this customer's requests."""
-    ends = (
-        db.session.execute(
-            sa.select(ContractLine.end_date).where(
-                ContractLine.contract_id == item.contract_id, ContractLine.device_id == item.device_id
-            )
-        )
-        .scalars()
-        .all()
+    items: dict[int, list[ReadingRequestItem]] = {request.id: [] for request in requests}
+    query = (
+        sa.select(ReadingRequestItem)
+        .options(joinedload(ReadingRequestItem.reading))
+        .where(ReadingRequestItem.request_id.in_(list(items)))
+        .order_by(ReadingRequestItem.id)
     )
-    return None if not ends or None in ends else max(ends)
+    for item in db.session.scalars(query):
+        items[item.request_id].append(item)
+    waiting = [
+        item
+        for group in items.values()
+        for item in group
+        if item.reading is None or item.reading.status not in RECEIVED_STATUSES
+    ]
+    ends = _stay_ends(waiting)
+    found = _received_readings(
+        [(item.device_id, item.since, ends[(item.contract_id, item.device_id)]) for item in waiting]
+    )
+    for item in waiting:
+        item.reading_id = found[(item.device_id, item.since, ends[(item.contract_id, item.device_id)])]
+    db.session.flush()
+    completed = []
+    for request in requests:
+        group = items[request.id]
+        set_committed_value(request, "items", group)  # as loaded again after the flush, without loading it again
+        if group and all(item.reading_id is not None for item in group):
+            if request.status != "completed":
+                request.status = "completed"
+                request.completed_at = utcnow()
+            completed.append(request)
+    return completed
+
+
+def _stay_ends(items: list[ReadingRequestItem]) -> dict[tuple[int, int], dt.date | None]:
+    """For each (contract, device) of the items, the last day the device was on that contract (None: still there): a
+    reading taken later belongs to whoever has the device then, and answers none of this customer's requests."""
+    pairs = {(item.contract_id, item.device_id) for item in items}
+    if not pairs:
+        return {}
+    rows = db.session.execute(
+        sa.select(ContractLine.contract_id, ContractLine.device_id, ContractLine.end_date).where(
+            ContractLine.contract_id.in_(sorted({contract_id for contract_id, _ in pairs})),
+            ContractLine.device_id.in_(sorted({device_id for _, device_id in pairs})),
+        )
+    )
+    found: dict[tuple[int, int], list[dt.date | None]] = {pair: [] for pair in pairs}
+    for contract_id, device_id, end_date in rows:
+        if (contract_id, device_id) in found:
+            found[(contract_id, device_id)].append(end_date)
+    return {pair: None if not ends or None in ends else max(ends) for pair, ends in found.items()}
+
+
+def _received_readings(
+    windows: list[tuple[int, dt.date, dt.date | None]],
+) -> dict[tuple[int, dt.date, dt.date | None], int | None]:
+    """`received_reading` for each (device, since, until), in one statement: the readings sent for the devices from
+    the earliest `since`, matched to each window here."""
+    wanted = set(windows)
+    if not wanted:
+        return {}
+    query = sa.select(Reading.id, Reading.device_id, Reading.taken_at).where(
+        Reading.device_id.in_(sorted({device_id for device_id, _, _ in wanted})),
+        Reading.source != "estimate",
+        Reading.status.in_(RECEIVED_STATUSES),
+        Reading.taken_at >= day_start(min(since for _, since, _ in wanted)),
+    )
+    if all(until is not None for _, _, until in wanted):
+        last = max(until for _, _, until in wanted)
+        query = query.where(Reading.taken_at < day_start(last + dt.timedelta(days=1)))
+    by_device: dict[int, list[tuple[dt.datetime, int]]] = {}
+    for reading_id, device_id, taken_at in db.session.execute(query):
+        by_device.setdefault(device_id, []).append((as_utc(taken_at), reading_id))
+    for readings in by_device.values():
+        readings.sort(reverse=True)  # latest first, the higher id first at the same moment
+    result = {}
+    for device_id, since, until in wanted:
+        start = day_start(since)
+        stop = day_start(until + dt.timedelta(days=1)) if until is not None else None
+        result[(device_id, since, until)] = next(
+            (
+                reading_id
+                for taken_at, reading_id in by_device.get(device_id, [])
+                if start <= taken_at and (stop is None or taken_at < stop)
+            ),
+            None,
+        )
+    return result
 
 
 def answer(request: ReadingRequest, readings: Iterable[Reading]) -> bool:
@@ -271,7 +345,7 @@ def answer_reading(reading: Reading) -> list[ReadingRequest]:
         .order_by(ReadingRequest.id)
         .distinct()
     )
-    return [request for request in db.session.scalars(query).all() if refresh(request)]
+    return refresh_all(db.session.scalars(query).all())
 
 
 def requests_answered_by(reading_id: int) -> list[ReadingRequest]:
@@ -329,8 +403,10 @@ def send_reminders(today: dt.date) -> list[ReadingRequest]:
         ReadingRequest.deadline >= today,
     )
     reminded = []
-    for request in db.session.scalars(query.order_by(ReadingRequest.id)).all():
-        if refresh(request):
+    requests = db.session.scalars(query.order_by(ReadingRequest.id)).all()
+    completed = refresh_all(requests)
+    for request in requests:
+        if request in completed:
             continue
         number = request.reminders + 1
         if send_email(request, "reminder", f"reading-reminder:{request.id}:{number}", today, number=number):
@@ -368,8 +444,7 @@ def refresh_open(today: dt.date) -> None:
         ReadingRequest.status.in_(("pending", "overdue")),
         ReadingRequest.deadline >= today - dt.timedelta(days=LATE_WINDOW_DAYS),
     )
-    for request in db.session.scalars(query.order_by(ReadingRequest.id)).all():
-        refresh(request)
+    refresh_all(db.session.scalars(query.order_by(ReadingRequest.id)).all())
 
 
 def run_campaigns(today: dt.date) -> None:

@@ -138,16 +138,23 @@ def last_values(device: Device, customer_id: int | None = None) -> dict[str, Kno
     return devices_last_values([device], customer_id)[device.id]
 
 
-def devices_last_values(devices: list[Device], customer_id: int | None = None) -> dict[int, dict[str, KnownValue]]:
-    """last_values of each device, by device id, in the same few queries for one device or a hundred."""
+def devices_last_values(
+    devices: list[Device], customer_id: int | None = None, customer_stays: list[Stay] | None = None
+) -> dict[int, dict[str, KnownValue]]:
+    """last_values of each device, by device id, in the same few queries for one device or a hundred.
+
+    `customer_stays`: the customer's stays when the caller has read them already (`stays(customer_id)`).
+    """
     device_ids = [device.id for device in devices]
     if not device_ids:
         return {}
     held: dict[int, list[Stay]] | None = None
     if customer_id is not None:
         held = defaultdict(list)
-        for stay in stays(customer_id, device_ids):
-            held[stay.device_id].append(stay)
+        wanted = set(device_ids)
+        for stay in stays(customer_id, device_ids) if customer_stays is None else customer_stays:
+            if stay.device_id in wanted:
+                held[stay.device_id].append(stay)
     known = _known_values_by_meter(device_ids)
     events = _replacements_by_meter(device_ids)
     return {

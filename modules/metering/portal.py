@@ -32,7 +32,7 @@ from core.permissions import has_permission
 from core.portal import portal_view
 from core.validation import ValidationError
 from modules.metering import campaigns, scoping
-from modules.metering.history import KnownValue, devices_last_values, local_time, meter_label
+from modules.metering.history import KnownValue, devices_last_values, local_time, meter_label, stays
 from modules.metering.models import SUPPLY_COLOURS, Reading, ReadingRequest, ReadingRequestItem
 from modules.metering.readings import record_reading
 from modules.metering.validation import CLOCK_SKEW, typed_counter, typed_number_symbols, validate_reading
@@ -99,13 +99,17 @@ class Entry:
 # Who may see what
 
 
+def _with_models(query: sa.Select) -> sa.Select:
+    """`query` (a select of Device) loading the model, make and meters the pages show with it, not once per device."""
+    return query.options(
+        selectinload(Device.model).options(selectinload(DeviceModel.manufacturer), selectinload(DeviceModel.meters))
+    )
+
+
 def customer_devices(customer_id: int) -> list[Device]:
     """The devices now on the customer's contracts, with the model and meters the pages show."""
     query = (
-        sa.select(Device)
-        .options(
-            selectinload(Device.model).options(selectinload(DeviceModel.manufacturer), selectinload(DeviceModel.meters))
-        )
+        _with_models(sa.select(Device))
         .join(ContractLine, ContractLine.device_id == Device.id)
         .join(Contract, Contract.id == ContractLine.contract_id)
         .where(
@@ -118,9 +122,14 @@ def customer_devices(customer_id: int) -> list[Device]:
     return list(db.session.scalars(query).unique())
 
 
-def customer_readings(customer_id: int, device_ids: list[int] | None = None, limit: int = HISTORY_LIMIT) -> list:
+def customer_readings(
+    customer_id: int,
+    device_ids: list[int] | None = None,
+    limit: int = HISTORY_LIMIT,
+    customer_stays: list | None = None,
+) -> list:
     """The customer's readings the portal shows, newest first: only those of its tenure (see scoping.py)."""
-    return scoping.customer_readings(customer_id, device_ids, SHOWN_STATUSES, limit)
+    return scoping.customer_readings(customer_id, device_ids, SHOWN_STATUSES, limit, customer_stays)
 
 
 def _granted(request_id: int) -> bool:
@@ -347,8 +356,7 @@ def _complete_requests(customer_id: int, reading_request: ReadingRequest | None,
     query = sa.select(ReadingRequest).where(
         ReadingRequest.customer_id == customer_id, ReadingRequest.status.in_(("pending", "overdue"))
     )
-    for open_request in db.session.scalars(query).all():
-        campaigns.refresh(open_request)
+    campaigns.refresh_all(db.session.scalars(query.order_by(ReadingRequest.id)).all())
     if reading_request is not None:
         campaigns.answer(reading_request, readings)
 
@@ -383,13 +391,14 @@ def index():
             ReadingRequest.customer_id,
         ).order_by(ReadingRequest.due_date)
     ).all()
+    held = stays(customer_id)  # read once for the last counters and the recent readings
     return render_template(
         "metering/portal/index.html",
         devices=devices,
-        last=devices_last_values(devices, customer_id),
+        last=devices_last_values(devices, customer_id, held),
         due=due,
         requests=requests,
-        recent=customer_readings(customer_id, limit=5),
+        recent=customer_readings(customer_id, limit=5, customer_stays=held),
     )
 
 
@@ -424,8 +433,14 @@ def request_page(request_id: int):
                 reading_request.customer_id, [item.device_id for item in reading_request.items], limit=20
             ),
         )
+    loaded = {
+        device.id: device
+        for device in db.session.scalars(
+            _with_models(sa.select(Device)).where(Device.id.in_([item.device_id for item in waiting]))
+        )
+    }
     return _entry_page(
-        [item.device for item in waiting],
+        [loaded[item.device_id] for item in waiting],
         reading_request.customer,
         reading_request,
         portal_url(".request_page", request_id=request_id),
