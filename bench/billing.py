@@ -267,21 +267,42 @@ def add_readings(device_ids: list[int]) -> None:
 
 
 def ask_sources() -> None:
-    """Each source's lines (and missing readings) for every customer, read only: the compute phase of a run."""
+    """Each source's lines (and missing readings) for every customer, read only: the compute phase of a run, in
+    chunks of the run's size, each prepared first as `runs.bill_chunk` does for a source that can read ahead."""
     from core.db import db
-    from core.extension_points import BILLABLE_SOURCE, MissingReadingsReporter, implementations
+    from core.extension_points import BILLABLE_SOURCE, ChunkPreparer, MissingReadingsReporter, implementations
     from modules.invoicing import runs
 
     customers = runs.customer_ids()
+    size = runs.DEFAULT_CHUNK_SIZE
+    chunks = [customers[start : start + size] for start in range(0, len(customers), size)]
     for source in implementations(BILLABLE_SOURCE):
         started = time.perf_counter()
         lines = missing = 0
-        for customer_id in customers:
-            lines += len(source.billable_lines(customer_id, AS_OF))
-            if isinstance(source, MissingReadingsReporter):
-                missing += len(source.missing_readings(customer_id, AS_OF))
+        for chunk in chunks:
+            if isinstance(source, ChunkPreparer):
+                source.prepare_chunk(chunk, AS_OF)
+            for customer_id in chunk:
+                lines += len(source.billable_lines(customer_id, AS_OF))
+                if isinstance(source, MissingReadingsReporter):
+                    missing += len(source.missing_readings(customer_id, AS_OF))
+            if isinstance(source, ChunkPreparer):
+                source.forget_chunk()
         print(f"  source {source.name}: {lines} lines, {missing} missing in {time.perf_counter() - started:.1f} s")
         db.session.rollback()
+
+
+def analyze() -> None:
+    """ANALYZE every table, as autovacuum would have after a large run."""
+    from core.db import db
+
+    db.session.commit()
+    if db.session.get_bind().dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(sa.text("ANALYZE"))
+    else:
+        db.session.execute(sa.text("ANALYZE"))
+        db.session.commit()
 
 
 def run_inline(backend: str) -> float:
@@ -303,6 +324,9 @@ def run_inline(backend: str) -> float:
         f"[{backend}] billing run inline: {invoices} drafts, {lines} lines in {elapsed:.1f} s "
         f"({lines / elapsed:.0f} lines/s), status {run.status}, {run.done}/{run.total} customers"
     )
+    # Autovacuum (off on the bench's server) analyzes the tables a run filled soon after; without statistics the
+    # billed-refs lookup keeps a plan made while the table was empty (docs/performance.md, "Statistics").
+    analyze()
     started = time.perf_counter()
     rerun = runs.create_run(AS_OF)
     db.session.commit()
@@ -632,13 +656,7 @@ def monthly_run(backend: str, url: str) -> None:
     app = build_app(url)
     with app.app_context():
         added = add_month_of_readings(MONTH_READING)
-        # A month after the first run autovacuum (off here) would have analyzed the tables that run filled.
-        if db.session.get_bind().dialect.name == "postgresql":
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.execute(sa.text("ANALYZE"))
-        else:
-            db.session.execute(sa.text("ANALYZE"))
-            db.session.commit()
+        analyze()  # a month after the first run autovacuum (off here) would have analyzed the tables it filled
         invoices, lines = _count(Invoice), _count(InvoiceLine)
         started = time.perf_counter()
         run = runs.create_run(MONTH_AS_OF)
