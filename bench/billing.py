@@ -78,6 +78,40 @@ FILLED_TABLES = (
 )
 
 
+def add_reading(
+    readings: list[dict], values: list[dict], reading_id: int, device_id: int, taken_at: dt.datetime, counters: dict
+) -> None:
+    """One accepted reading row and its counter values, as `record_reading` would store them."""
+    from modules.metering.history import fingerprint
+
+    readings.append(
+        {
+            "id": reading_id,
+            "device_id": device_id,
+            "taken_at": taken_at,
+            "source": "api",
+            "status": "accepted",
+            "fingerprint": fingerprint(device_id, taken_at, counters),
+            "created_at": taken_at,
+        }
+    )
+    values.extend({"reading_id": reading_id, "meter": m, "value": v} for m, v in sorted(counters.items()))
+
+
+def insert_readings(readings: list[dict], values: list[dict], last_id: int) -> None:
+    """Bulk-insert the rows in batches; the ids were given, so PostgreSQL's sequence is moved past them."""
+    from core.db import db
+    from modules.metering.models import Reading, ReadingValue
+
+    for table, rows in ((Reading, readings), (ReadingValue, values)):
+        for start in range(0, len(rows), BATCH):
+            db.session.execute(sa.insert(table), rows[start : start + BATCH])
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            sa.text("SELECT setval(pg_get_serial_sequence('metering_reading', 'id'), :n)"), {"n": last_id}
+        )
+
+
 def build_app(url: str, redis_url: str | None = None):
     config = {
         "DATABASE_URL": url,
@@ -218,8 +252,6 @@ def populate(contracts: int) -> None:
 def add_readings(device_ids: list[int]) -> None:
     """12 accepted readings of `bw` and `color` per device, rising 25-45 and 4-9 pages a day (some months go over)."""
     from core.db import db
-    from modules.metering.history import fingerprint
-    from modules.metering.models import Reading, ReadingValue
 
     rng = random.Random(2026)
     zone = ZoneInfo("Europe/Rome")
@@ -234,25 +266,8 @@ def add_readings(device_ids: list[int]) -> None:
             previous = day
             taken_at = dt.datetime.combine(day, dt.time(16), zone).astimezone(dt.UTC)
             reading_id += 1
-            readings.append(
-                {
-                    "id": reading_id,
-                    "device_id": device_id,
-                    "taken_at": taken_at,
-                    "source": "api",
-                    "status": "accepted",
-                    "fingerprint": fingerprint(device_id, taken_at, counters),
-                    "created_at": taken_at,
-                }
-            )
-            values.extend({"reading_id": reading_id, "meter": m, "value": v} for m, v in sorted(counters.items()))
-    for table, rows in ((Reading, readings), (ReadingValue, values)):
-        for start in range(0, len(rows), BATCH):
-            db.session.execute(sa.insert(table), rows[start : start + BATCH])
-    if db.session.get_bind().dialect.name == "postgresql":  # ids were given: move the sequence past them
-        db.session.execute(
-            sa.text("SELECT setval(pg_get_serial_sequence('metering_reading', 'id'), :n)"), {"n": reading_id}
-        )
+            add_reading(readings, values, reading_id, device_id, taken_at, counters)
+    insert_readings(readings, values, reading_id)
     db.session.commit()
     # Statistics of the filled tables only: a run on invoicing tables analyzed while empty (and autovacuum off, as
     # here) keeps planning their foreign-key checks as sequential scans, quadratic in the lines (docs/performance.md).
@@ -591,7 +606,6 @@ def add_month_of_readings(day: dt.date) -> int:
     """One more accepted reading per device on `day`, 25-45 (bw) and 4-9 (colour) pages a day after its latest."""
     from core.clock import as_utc
     from core.db import db
-    from modules.metering.history import fingerprint
     from modules.metering.models import Reading, ReadingValue
 
     rng = random.Random(day.toordinal())
@@ -616,25 +630,8 @@ def add_month_of_readings(day: dt.date) -> int:
             for meter, value in counters.items()
         }
         reading_id += 1
-        readings.append(
-            {
-                "id": reading_id,
-                "device_id": device_id,
-                "taken_at": taken_at,
-                "source": "api",
-                "status": "accepted",
-                "fingerprint": fingerprint(device_id, taken_at, counters),
-                "created_at": taken_at,
-            }
-        )
-        values.extend({"reading_id": reading_id, "meter": m, "value": v} for m, v in sorted(counters.items()))
-    for table, batch in ((Reading, readings), (ReadingValue, values)):
-        for start in range(0, len(batch), BATCH):
-            db.session.execute(sa.insert(table), batch[start : start + BATCH])
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            sa.text("SELECT setval(pg_get_serial_sequence('metering_reading', 'id'), :n)"), {"n": reading_id}
-        )
+        add_reading(readings, values, reading_id, device_id, taken_at, counters)
+    insert_readings(readings, values, reading_id)
     db.session.commit()
     return len(readings)
 
