@@ -70,6 +70,19 @@ def add_rows(customer_id: int, numbers: list[int]) -> None:
 def customer(app):
     """A logged-in customer administrator of a dealer whose time zone is set (as every real dealer's is), and a
     function adding rows to its customer."""
+    client, customer_id = _logged_in_customer(app)
+    numbers = itertools.count(1)
+
+    def add(count: int) -> None:
+        with app.app_context():
+            add_rows(customer_id, [next(numbers) for _ in range(count)])
+
+    return client, add
+
+
+def _logged_in_customer(app):
+    """The dealer's time zone set (as every real dealer's is), a customer "Studio Bianchi" and the portal client of
+    its administrator, logged in; the client and the customer's id."""
     with app.app_context():
         set_setting(TIMEZONE_SETTING, "Europe/Rome")
         db.session.commit()
@@ -78,13 +91,7 @@ def customer(app):
     limiter.reset()
     client = app.test_client()
     assert login(client, "admin@studio.example", url="/portal/login").status_code == 302
-    numbers = itertools.count(1)
-
-    def add(count: int) -> None:
-        with app.app_context():
-            add_rows(customer_id, [next(numbers) for _ in range(count)])
-
-    return client, add
+    return client, customer_id
 
 
 def shown(app, client, url: str) -> tuple[str, Queries]:
@@ -170,15 +177,8 @@ def metering(app):
     """A logged-in customer administrator, a function adding devices to its customer, and another customer of the
     dealer with two devices of its own."""
     with app.app_context():
-        set_setting(TIMEZONE_SETTING, "Europe/Rome")
-        db.session.commit()
-        other_id = make_customer("Farmacia Verdi")
-        add_devices(other_id, [1, 2], prefix="OT")
-        customer_id = make_customer("Studio Bianchi")
-        make_user("admin@studio.example", "customer_admin", customer_id=customer_id)
-    limiter.reset()
-    client = app.test_client()
-    assert login(client, "admin@studio.example", url="/portal/login").status_code == 302
+        add_devices(make_customer("Farmacia Verdi"), [1, 2], prefix="OT")
+    client, customer_id = _logged_in_customer(app)
     numbers = itertools.count(1)
 
     def add(count: int) -> None:
