@@ -60,6 +60,19 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+def empty_postgres(url: str) -> None:
+    """Create the PostgreSQL database of `url` if the server lacks it, then drop everything in its public schema."""
+    from core.config import load_config
+
+    target = sa.engine.make_url(load_config({"DATABASE_URL": url})["SQLALCHEMY_DATABASE_URI"])
+    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}):
+            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    engine.dispose()
+    reset_postgres(url)
+
+
 def database_url(backend: str, tmp_path: Path, name: str | None = None) -> str:
     """An emptied database for a session app: TEST_DATABASE_URL itself, or a database of its own beside it (`name`).
 
@@ -149,15 +162,8 @@ def postgres_database(suffix: str) -> str:
     from core.config import load_config
 
     base = sa.engine.make_url(load_config({"DATABASE_URL": TEST_DATABASE_URL})["SQLALCHEMY_DATABASE_URI"])
-    scratch = base.set(database=f"{base.database}_{suffix}")
-    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": scratch.database})
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{scratch.database}"'))
-    engine.dispose()
-    url = scratch.render_as_string(hide_password=False)
-    reset_postgres(url)
+    url = base.set(database=f"{base.database}_{suffix}").render_as_string(hide_password=False)
+    empty_postgres(url)
     return url
 
 

@@ -68,24 +68,12 @@ def build_app(url: str):
     return create_app(config)
 
 
-def ensure_database(url: str) -> None:
-    from core.config import load_config
-
-    target = sa.engine.make_url(load_config({"DATABASE_URL": url})["SQLALCHEMY_DATABASE_URI"])
-    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}):
-            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    engine.dispose()
-
-
 def migrate(url: str):
-    from conftest import reset_postgres
+    from conftest import empty_postgres
     from core.migrate import upgrade_enabled
     from core.module_state import record_states, resolve_for_app
 
-    ensure_database(url)
-    reset_postgres(url)
+    empty_postgres(url)
     app = build_app(url)
     with app.app_context():
         upgrade_enabled(app.extensions["copydesk"].resolution)

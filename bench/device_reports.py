@@ -66,11 +66,11 @@ def build_app(url: str):
 
 
 def migrate(url: str):
-    from conftest import reset_postgres
+    from conftest import empty_postgres
     from core.migrate import upgrade_enabled
     from core.module_state import record_states, resolve_for_app
 
-    reset_postgres(url)
+    empty_postgres(url)
     app = build_app(url)
     with app.app_context():
         upgrade_enabled(app.extensions["copydesk"].resolution)
