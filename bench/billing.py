@@ -16,8 +16,11 @@ computes each overage line's pages (window functions: `LAG` per contract line an
 period containing their dealer-local day minus the grace days, summed per period, bands split), best of 3 with every
 row fetched. The bench then checks that the run stored exactly those overage lines (key, pages, and on PostgreSQL the
 escalated unit price and amount) and fails with the differences otherwise; after the workers' run and the monthly
-run too. A worker's peak memory is `ru_maxrss` of the rusage `os.wait4` returns for each worker process: the largest
-of the worker and the job children it forked (RQ forks one per job).
+run too. A worker's peak memory is the high-water mark of resident memory (`VmHWM` in /proc/<pid>/status) of each
+worker process and each job child it forks (RQ forks one per job), sampled 20 times a second: the largest of them.
+Not `ru_maxrss`: a process started from the bench keeps, through exec, the high-water mark of the bench process it
+was forked from, which holds the generated data (on Linux `ru_maxrss` is the largest the process ever was, before
+exec included).
 
 The monthly run is the month end of a dealer whose earlier months are all billed: after the run as of 2026-02-05
 (everything up to January's overage and February's fee), one reading per device is added on 2026-03-03 and a run as
@@ -39,6 +42,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -128,9 +132,9 @@ def build_app(url: str, redis_url: str | None = None):
 def fresh_database(backend: str, pg_url: str, folder: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{folder / 'bench.sqlite'}"
-    from conftest import reset_postgres
+    from conftest import empty_postgres
 
-    reset_postgres(pg_url)
+    empty_postgres(pg_url)
     return pg_url
 
 
@@ -546,12 +550,51 @@ def forget_billing() -> None:
     db.session.commit()
 
 
+class MemorySampler(threading.Thread):
+    """Samples the resident high-water mark (VmHWM, KiB) of some processes and of their children, 20 times a second.
+
+    VmHWM only grows, so a peak between two samples still shows in the next one; what a short-lived child adds in
+    its last 50 ms may be missed.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.peaks, self.stopping = pids, {"worker": 0, "job child": 0}, threading.Event()
+
+    @staticmethod
+    def high_water(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                return next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
+        except OSError:  # the process has just exited
+            return 0
+
+    @staticmethod
+    def children(pid: int) -> list[int]:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                return [int(child) for child in children.read().split()]
+        except OSError:
+            return []
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.05):
+            for pid in self.pids:
+                self.peaks["worker"] = max(self.peaks["worker"], self.high_water(pid))
+                for child in self.children(pid):
+                    self.peaks["job child"] = max(self.peaks["job child"], self.high_water(child))
+
+    def stop(self) -> dict[str, int]:
+        self.stopping.set()
+        self.join()
+        return self.peaks
+
+
 def run_with_workers(backend: str, url: str, redis_url: str, workers: int) -> tuple[float, int]:
     """The same run through `workers` RQ worker processes (`flask worker --burst`), timed until the last one exits.
 
-    Returns the seconds and the peak resident memory (KiB) of the largest worker: `ru_maxrss` of the rusage
-    `os.wait4` reports for each worker process, which covers the worker and every job child ("work horse") it forked
-    and waited for (RQ forks one per job), whichever was largest.
+    Returns the seconds and the peak resident memory (KiB) of the largest worker process or job child ("work horse",
+    RQ forks one per job), as `MemorySampler` sees it.
     """
     import redis
 
@@ -581,11 +624,12 @@ def run_with_workers(backend: str, url: str, redis_url: str, workers: int) -> tu
         for log in logs:
             with log.open("wb") as stderr:
                 processes.append(subprocess.Popen(flask, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr))
-        peak = 0
+        sampler = MemorySampler([process.pid for process in processes])
+        sampler.start()
         for process in processes:
-            _pid, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
-            peak = max(peak, usage.ru_maxrss)
+            process.wait()
+        peaks = sampler.stop()
+        peak = max(peaks.values())
         elapsed = time.perf_counter() - started
         db.session.expire_all()
         lines = db.session.scalar(sa.select(sa.func.count()).select_from(InvoiceLine))
@@ -594,7 +638,10 @@ def run_with_workers(backend: str, url: str, redis_url: str, workers: int) -> tu
             f"[{backend}] billing run, {workers} RQ workers: {lines} lines in {elapsed:.1f} s "
             f"({lines / elapsed:.0f} lines/s), status {run.status}, {run.done}/{run.total} customers"
         )
-        print(f"[{backend}] a worker's peak memory (largest worker or job child, ru_maxrss): {peak / 1024:.0f} MiB")
+        print(
+            f"[{backend}] a worker's peak memory (VmHWM): {peak / 1024:.0f} MiB "
+            f"(workers {peaks['worker'] / 1024:.0f} MiB, job children {peaks['job child'] / 1024:.0f} MiB)"
+        )
         if run.status != "done":
             print(b"\n".join(log.read_bytes() for log in logs).decode(errors="replace")[-3000:])
         db.session.remove()
