@@ -191,7 +191,7 @@ class BilledRef(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(40))
-    source_ref: Mapped[str] = mapped_column(String(200))
+    source_ref: Mapped[str] = mapped_column(String(200), index=True)  # billed_keys looks refs up by it alone
     line_id: Mapped[int] = mapped_column(ForeignKey("invoicing_invoice_line.id", ondelete="CASCADE"), index=True)
 
     __table_args__ = (UniqueConstraint("source", "source_ref"),)

@@ -510,17 +510,16 @@ def _announce_released(lines: Iterable[InvoiceLine]) -> None:
 
 def billed_keys(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of the (source, source_ref) pairs are already on a standing line."""
-    by_source: dict[str, list[str]] = defaultdict(list)
-    for source, ref in set(keys):
-        by_source[source].append(ref)
+    wanted = set(keys)
+    refs = sorted({ref for _source, ref in wanted})
     found: set[tuple[str, str]] = set()
-    for source, refs in by_source.items():
-        refs.sort()
-        for start in range(0, len(refs), 500):  # bounded IN lists; (source, source_ref) is the unique index
-            query = sa.select(BilledRef.source_ref).where(
-                BilledRef.source == source, BilledRef.source_ref.in_(refs[start : start + 500])
-            )
-            found.update((source, ref) for ref in db.session.scalars(query))
+    for start in range(0, len(refs), 500):  # bounded IN lists
+        # By source_ref alone, on its own index: with `source = ...` too, a planner whose statistics say the table
+        # is empty (a large run before autovacuum analyzes it) reads every ref of the source through the unique one.
+        query = sa.select(BilledRef.source, BilledRef.source_ref).where(
+            BilledRef.source_ref.in_(refs[start : start + 500])
+        )
+        found.update(pair for pair in db.session.execute(query).tuples() if pair in wanted)
     return found
 
 
