@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sqlite3
 from collections.abc import Callable
@@ -13,6 +14,12 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
+
+log = logging.getLogger(__name__)
+
+# A table's planner statistics are stale once this many rows, plus this share of the rows it had, changed since.
+STALE_ROWS = 1000
+STALE_SHARE = 0.2
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -164,3 +171,38 @@ def _ended(session: Session, transaction: SessionTransaction) -> None:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+def refresh_statistics(*tables: str) -> list[str]:
+    """ANALYZE those of `tables` whose PostgreSQL statistics are stale (never taken, or STALE_ROWS plus STALE_SHARE
+    of their rows changed since); returns their names. Nothing to do on SQLite.
+
+    For jobs that fill the tables they then look up, a billing run above all: with statistics that say a table is
+    empty the planner scans it whole for each lookup and the job gets slower as it goes. Autovacuum refreshes them
+    too, but at most once a minute and never where it is off. Runs on a connection of its own, outside the caller's
+    transaction; a table the database user may not analyze is logged and left to autovacuum. The server counts a
+    transaction's changes within a second or so of its commit.
+    """
+    bind = db.session.get_bind()
+    if bind.dialect.name != "postgresql" or not tables:
+        return []
+    analyzed = []
+    with bind.connect() as connection:  # not the session's: its transaction would see the statistics as they were
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        counts = connection.execute(
+            sa.text(
+                "SELECT c.relname, s.n_mod_since_analyze, c.reltuples FROM pg_class c "
+                "JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.relname = ANY(:names)"
+            ),
+            {"names": list(tables)},
+        ).all()
+        for name, changed, rows in counts:
+            if rows >= 0 and changed <= STALE_ROWS + STALE_SHARE * rows:
+                continue
+            try:
+                connection.execute(sa.text(f'ANALYZE "{name}"'))
+            except sa.exc.DBAPIError:
+                log.warning("could not analyze %s; its statistics are left to autovacuum", name, exc_info=True)
+            else:
+                analyzed.append(name)
+    return analyzed

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from core import clock, jobs
-from core.db import db, utcnow
+from core.db import db, refresh_statistics, utcnow
 from core.extension_points import (
     BILLABLE_SOURCE,
     BillableLine,
@@ -37,6 +37,8 @@ from modules.invoicing.models import BillingRun, Invoice, RunCustomer, RunIssue
 from modules.invoicing.services import billed_keys, create_draft, create_drafts
 
 DEFAULT_CHUNK_SIZE = 50
+# The tables a run fills and looks up as it goes: their statistics are refreshed before each chunk.
+FILLED_TABLES = ("invoicing_invoice", "invoicing_invoice_line", "invoicing_billed_ref")
 DEFAULT_MAX_AS_OF_DAYS_AHEAD = 31
 DEFAULT_MAX_AS_OF_YEARS_BACK = 10
 DEFAULT_MAX_LINES_PER_DRAFT = 500
@@ -284,6 +286,7 @@ def bill_chunk(run_id: int, customer_ids: list[int]) -> None:
     """Bill each customer of a chunk in its own transaction; the run's status follows its chunks (`_settle`)."""
     _settle(run_id, customer_ids, "running")
     db.session.commit()
+    refresh_statistics(*FILLED_TABLES)
     run = db.session.get(BillingRun, run_id)
     finished = set(
         db.session.scalars(

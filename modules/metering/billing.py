@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from core import clock
 from core.clock import as_utc
-from core.db import db, utcnow
+from core.db import db, refresh_statistics, utcnow
 from core.extension_points import METER_BILLING_COVER, BillableLine, implementations
 from modules.metering import usage as rules
 from modules.metering.models import COUNTING_STATUSES, BilledClosing, MeterReplacement, Reading, ReadingValue
@@ -369,6 +369,7 @@ class _Chunk:
 
 def prepare_chunk(customer_ids: list[int], as_of: dt.date) -> None:
     """Read the readings of these customers' devices for `customer_usage` (core's ChunkPreparer)."""
+    refresh_statistics("metering_billed_closing")  # billing fills it and reads it for each customer
     device_ids: set[int] = set()
     for bounded in _bounded(set(customer_ids)):
         query = (
