@@ -28,6 +28,10 @@ of 2026-03-05 bills one period per contract, March's fee and February's overage,
 and billed closings a real month end reads. The database is analyzed before it, as autovacuum (off on the bench's
 server) would have done in the month between.
 
+--profile runs the inline run and the monthly run under cProfile and prints where their time went: the share of each
+layer (SQLAlchemy, the database driver and the wait on the server, Copydesk's own code, ...) and the heaviest of
+Copydesk's functions. Its times are about twice the plain ones.
+
 Readings are bulk-inserted rows, not `metering.readings.record_reading` calls (which validate and audit each one and
 would take longer than the run itself): status `accepted`, `source` api, the same fingerprint `record_reading`
 computes, one value per meter, counters rising from the installation value. No audit entries, no `reading_accepted`.
@@ -36,8 +40,10 @@ computes, one value per meter, counters rising from the installation value. No a
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import os
+import pstats
 import random
 import subprocess
 import sys
@@ -53,6 +59,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import profiling  # noqa: E402 -- after the path is set
 from core import create_app  # noqa: E402 -- after the path is set
 
 AS_OF = dt.date(2026, 2, 5)
@@ -69,6 +76,7 @@ READING_DAYS = [dt.date(2025 + (month > 12), (month - 1) % 12 + 1, 1) - dt.timed
 READING_DAYS.append(dt.date(2026, 2, 3))
 BATCH = 20_000
 RATES = {"bw": (25, 45), "color": (4, 9)}  # pages a day per device
+PROFILE = {"on": False}  # --profile: the inline run and the monthly run under cProfile
 FILLED_TABLES = (
     "core_partner",
     "rentals_device",
@@ -324,6 +332,25 @@ def analyze() -> None:
         db.session.commit()
 
 
+def launch(run_id: int, what: str) -> None:
+    """`runs.launch_run` (inline without Redis); under --profile, where its time went: per layer and by function."""
+    from modules.invoicing import runs
+
+    if not PROFILE["on"]:
+        runs.launch_run(run_id)
+        return
+    profiler = cProfile.Profile()
+    profiler.runcall(runs.launch_run, run_id)
+    stats = pstats.Stats(profiler)
+    shares = profiling.layer_shares(stats)
+    print(f"  profile of {what} (times under the profiler, about twice the plain run's):")
+    print("  " + ", ".join(f"{column} {shares[column]:.0%}" for column in profiling.COLUMNS if shares[column] >= 0.005))
+    print("  " + profiling.legend())
+    print("  heaviest of Copydesk's functions (cumulative):")
+    for row in profiling.heaviest(stats, 20):
+        print("  " + row)
+
+
 def run_inline(backend: str) -> float:
     """The run as of AS_OF in this process, then the same run again; returns the first run's seconds."""
     from core.db import db
@@ -333,7 +360,7 @@ def run_inline(backend: str) -> float:
     started = time.perf_counter()
     run = runs.create_run(AS_OF)
     db.session.commit()
-    runs.launch_run(run.id)
+    launch(run.id, "the run inline")
     elapsed = time.perf_counter() - started
     db.session.expire_all()
     invoices = db.session.scalar(sa.select(sa.func.count()).select_from(Invoice))
@@ -705,7 +732,7 @@ def monthly_run(backend: str, url: str) -> None:
         started = time.perf_counter()
         run = runs.create_run(MONTH_AS_OF)
         db.session.commit()
-        runs.launch_run(run.id)
+        launch(run.id, "the monthly run")
         elapsed = time.perf_counter() - started
         db.session.expire_all()
         run = db.session.get(runs.BillingRun, run.id)
@@ -771,7 +798,9 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--workers", type=int, default=0, help="also run through this many RQ workers")
     parser.add_argument("--pdfs", type=int, default=20, help="how many PDFs to render")
+    parser.add_argument("--profile", action="store_true", help="profile the inline and monthly runs (slower)")
     args = parser.parse_args()
+    PROFILE["on"] = args.profile
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         bench(backend, args.scale, args.pg_url, args.pdfs, args.workers, args.redis_url)
 

@@ -15,13 +15,22 @@ CSRF token. wrk (--connections, --threads) drives each page for --duration secon
 session in turn, after a short warm-up; then the reading submission (POST /portal/readings/enter, step confirm, the
 customer's first device one page further each time). Printed per page: requests/s, p50/p95/p99 latency, responses
 that were not 2xx/3xx, and /healthz on the same server with the ratio of its rate to the page's.
+
+    .venv/bin/python bench/portal.py --profile           # where a page's time goes, without gunicorn or wrk
+
+--profile seeds the same data and serves each page in process (Flask's test client, the first customer logged in
+through the form) --profile-requests times under cProfile, and prints per page the wall and CPU milliseconds of a
+request and the share of its time in each layer: templates, Babel, SQLAlchemy, the database driver (waiting on
+PostgreSQL included), Flask and its extensions, Copydesk's own code, the rest of the standard library.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import os
+import pstats
 import re
 import shutil
 import socket
@@ -39,6 +48,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import profiling  # noqa: E402 -- after the path is set
 from core import create_app  # noqa: E402 -- after the path is set
 
 SERVER = "postgresql://root@127.0.0.1:5432"
@@ -362,6 +372,43 @@ def run_wrk(base: str, path: str, script: Path, cookies: Path, args, duration: i
     }
 
 
+def profile_pages(app, email: str, count: int, functions: int = 8) -> None:
+    """Each portal page `count` times in process under cProfile: time a request, and where it goes by layer."""
+    from core.db import db
+
+    client = app.test_client()
+    client.environ_base["HTTP_USER_AGENT"] = USER_AGENT
+    token = CSRF_RE.search(client.get("/portal/login").text).group(1)
+    answer = client.post("/portal/login", data={"csrf_token": token, "email": email, "password": PASSWORD})
+    assert answer.status_code == 302, f"{email} could not log in ({answer.status_code})"
+    statements, heaviest = [], []
+    with app.app_context():  # only to reach the engine: each request below has its own context and session
+        sa.event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(1))
+    print(f"{count} requests a page in process, {email}; ms a request, and the share of its wall time per layer")
+    print(f"{'page':26} {'wall':>6} {'CPU':>6} {'SQL':>4} " + " ".join(f"{column:>8}" for column in profiling.COLUMNS))
+    for path in PAGES:
+        assert client.get(path).status_code == 200, path  # warm-up: templates compiled, caches filled
+        statements.clear()
+        profiler = cProfile.Profile()
+        wall, cpu = time.perf_counter(), time.process_time()
+        profiler.enable()
+        for _ in range(count):
+            client.get(path)
+        profiler.disable()
+        wall, cpu = (time.perf_counter() - wall) / count, (time.process_time() - cpu) / count
+        stats = pstats.Stats(profiler)
+        shares = profiling.layer_shares(stats)
+        print(
+            f"{path:26} {wall * 1000:6.1f} {cpu * 1000:6.1f} {len(statements) // count:4d} "
+            + " ".join(f"{shares[column]:8.0%}" for column in profiling.COLUMNS)
+        )
+        heaviest.append((path, profiling.heaviest(stats, functions)))
+    print(profiling.legend())
+    for path, rows in heaviest:
+        print(f"{path}: heaviest of Copydesk's functions over the {count} requests (cumulative)")
+        print("\n".join(f"  {row}" for row in rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default=SERVER, help="PostgreSQL server URL, without a database")
@@ -375,8 +422,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per page")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--profile", action="store_true", help="profile each page in process instead of loading it")
+    parser.add_argument("--profile-requests", type=int, default=30, help="requests a page under the profiler")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.profile:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     url = recreate_database(args.server, args.database)
@@ -392,6 +441,9 @@ def main() -> None:
             f"{args.devices} devices, {args.readings} readings a device, {args.invoices} invoices each "
             f"({time.perf_counter() - migrated:.0f} s)"
         )
+        if args.profile:
+            profile_pages(app, emails[0], args.profile_requests)
+            return
         port = free_port()
         server = start_server(url, port, args.workers)
         base = f"http://127.0.0.1:{port}"
